@@ -1,0 +1,67 @@
+"""A byte-level BPE tokenizer for the tiny world, built locally with the `tokenizers` library.
+
+Digits are split one per token so that column arithmetic is learnable, and the ChatML and think
+markers are single special tokens. Saved as a `PreTrainedTokenizerFast` with a chat template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+from distill.toy.problems import generate
+
+EOS = "<|im_end|>"
+PAD = "<|endoftext|>"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+SPECIAL_TOKENS = [PAD, "<|im_start|>", EOS]
+CHAT_TEMPLATE_PATH = Path(__file__).with_name("chat_template.jinja")
+
+
+def toy_corpus(n: int = 3000, seed: int = 12345) -> Iterable[str]:
+    """Text the tokenizer is trained on: toy prompts and gold completions, plus the math prompt suffix."""
+    from distill.problems import MATH_PROMPT_SUFFIX
+
+    for problem, completion in generate(n, seed=seed, difficulty=(1, 5)):
+        yield f"system\nuser\n{problem.prompt} {MATH_PROMPT_SUFFIX}\nassistant\n{completion}"
+
+
+def build_tokenizer(vocab_size: int = 512, seed: int = 12345) -> PreTrainedTokenizerFast:
+    """Train the tiny world's tokenizer from scratch (deterministic, a second or two on one core)."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(toy_corpus(seed=seed), trainer=trainer)
+    # Think markers are whole tokens but not special ones (as in R1's tokenizer), so decoding with
+    # skip_special_tokens=True keeps them in the text.
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in (THINK_OPEN, THINK_CLOSE)])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=None,
+        bos_token=None,
+        additional_special_tokens=["<|im_start|>"],
+        clean_up_tokenization_spaces=False,
+        model_max_length=4096,
+        padding_side="left",
+    )
+    fast.chat_template = CHAT_TEMPLATE_PATH.read_text()
+    return fast
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: str | Path) -> None:
+    """Save the tokenizer so that `AutoTokenizer.from_pretrained(out)` returns the same ids."""
+    tokenizer.save_pretrained(str(out))
