@@ -49,7 +49,9 @@ def content_id(prompt: Any, kind: str = "math") -> str:
     """A stable id derived from a problem's content, for sources that have none.
 
     >>> content_id("What is 1+1?")
-    'p-4d2b25bb7f2b0c4f'
+    'p-2706612e9b378870'
+    >>> content_id("What  is 1+1?") == content_id("What is 1+1?")
+    True
     """
     text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
     digest = hashlib.sha256(f"{kind}\x00{' '.join(text.split())}".encode()).hexdigest()
@@ -241,6 +243,9 @@ def load_problems(
     for number, row in rows:
         where = f"{label}:{number}"
         try:
+            if "prompt" not in row:
+                aliases = ", ".join(FIELD_ALIASES["prompt"][1:])
+                raise RecordError(f"{where}: missing field 'prompt' (or a column named {aliases}, or --map prompt=COLUMN)")
             problem = from_dict(Problem, row, where=where)
         except RecordError as err:
             if not skip_invalid:

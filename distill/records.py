@@ -28,13 +28,13 @@ class Problem:
     """One problem: a prompt, its reference answer and how to check an answer (`kind`)."""
 
     id: str
-    prompt: Union[str, list[Message]]
+    prompt: str | list[Message]
     kind: Kind = "math"
-    answer: Union[str, None] = None
-    solution: Union[str, None] = None
-    tests: Union[dict[str, Any], None] = None
-    choices: Union[list[str], None] = None
-    source: Union[str, None] = None
+    answer: str | None = None
+    solution: str | None = None
+    tests: dict[str, Any] | None = None
+    choices: list[str] | None = None
+    source: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,18 +46,18 @@ class Sample:
     sample_index: int
     reasoning: str
     content: str
-    finish_reason: Union[str, None] = None
-    teacher: Union[str, None] = None
+    finish_reason: str | None = None
+    teacher: str | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
-    prompt_tokens: Union[int, None] = None
-    completion_tokens: Union[int, None] = None
-    seed: Union[int, None] = None
-    think_closed: Union[bool, None] = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seed: int | None = None
+    think_closed: bool | None = None
     # Verdict, filled by the verifiers.
-    correct: Union[bool, None] = None
-    extracted: Union[str, None] = None
-    verifier: Union[str, None] = None
-    reason: Union[str, None] = None
+    correct: bool | None = None
+    extracted: str | None = None
+    verifier: str | None = None
+    reason: str | None = None
 
     @property
     def key(self) -> tuple[str, int]:
@@ -69,10 +69,10 @@ class Sample:
 class Verdict:
     """A verifier's judgement of one sample: `correct` is None when it cannot be judged."""
 
-    correct: Union[bool, None]
-    reason: Union[str, None] = None
-    extracted: Union[str, None] = None
-    verifier: Union[str, None] = None
+    correct: bool | None
+    reason: str | None = None
+    extracted: str | None = None
+    verifier: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,11 +82,11 @@ class CorpusRow:
 
     messages: list[Message]
     problem_id: str
-    source: Union[str, None] = None
-    teacher: Union[str, None] = None
-    prompt_tokens: Union[int, None] = None
-    completion_tokens: Union[int, None] = None
-    pass_rate: Union[float, None] = None
+    source: str | None = None
+    teacher: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    pass_rate: float | None = None
 
 
 def type_name(tp: Any) -> str:

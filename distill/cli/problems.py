@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,10 +16,10 @@ app = typer.Typer(help="Inspect problem sets (shipped benchmarks or your own fil
 @app.command("show")
 def show(
     source: Annotated[str, typer.Argument(help="A shipped set (math500, aime2024, gsm8k, humaneval, mbpp, mbpp:all) or a path.")],
-    map_: Annotated[Optional[list[str]], typer.Option("--map", help="FIELD=COLUMN, for sets that name fields differently.")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="Kind for rows that carry none (math, code, choice, exact).")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="FIELD=COLUMN, for sets that name fields differently.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Kind for rows that carry none (math, code, choice, exact).")] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed rows, count them and write them to --rejects.")] = False,
-    rejects: Annotated[Optional[str], typer.Option(help="Where --skip-invalid writes rejected rows (JSONL).")] = None,
+    rejects: Annotated[str | None, typer.Option(help="Where --skip-invalid writes rejected rows (JSONL).")] = None,
 ) -> None:
     """Print how many problems a set holds per kind, and one example."""
     from distill.problems import LoadReport, load_problems

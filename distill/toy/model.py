@@ -6,8 +6,15 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from transformers import GenerationConfig, LlamaConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast, Qwen2Config
-from transformers import AutoModelForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    GenerationConfig,
+    LlamaConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+)
 
 from distill.toy.tokenizer import build_tokenizer
 
