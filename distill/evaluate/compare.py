@@ -1,0 +1,96 @@
+"""Compare several evaluation directories: one row per model, pass@1 ± SE and cons@k per benchmark.
+
+`compare(dirs)` returns the table as Markdown; `rich_table(dirs)` gives the same table for a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from distill.errors import DistillError
+
+
+def load_summary(eval_dir: str | Path) -> dict[str, Any]:
+    """The summary.json of an evaluation directory, with a clear error when it is missing or broken."""
+    path = Path(eval_dir) / "summary.json"
+    if not path.exists():
+        raise DistillError(f"{eval_dir}: no summary.json (not an evaluation directory, or `distill eval` did not finish)")
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DistillError(f"{path}: invalid JSON: {err.msg} at line {err.lineno}") from err
+    if not isinstance(summary, dict) or not isinstance(summary.get("benchmarks"), dict):
+        raise DistillError(f"{path}: field 'benchmarks': missing (not a `distill eval` summary)")
+    return summary
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def cell(result: dict[str, Any] | None) -> tuple[str, str]:
+    """The two cells of one benchmark result: `pass@1 ± SE` and `cons@k`, in percent.
+
+    >>> cell({"pass@1": 0.625, "pass@1_se": 0.03125, "cons@k": 0.75})
+    ('62.5 ± 3.1', '75.0')
+    >>> cell(None)
+    ('-', '-')
+    """
+    if result is None:
+        return "-", "-"
+    return f"{_percent(result['pass@1'])} ± {_percent(result['pass@1_se'])}", _percent(result.get("cons@k"))
+
+
+def table(dirs: list[str | Path]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the comparison: models as rows, for each benchmark pass@1 ± SE and cons@k."""
+    if not dirs:
+        raise DistillError("compare: give at least one evaluation directory")
+    summaries = [load_summary(d) for d in dirs]
+    benches: list[str] = []
+    for summary in summaries:
+        benches.extend(b for b in summary["benchmarks"] if b not in benches)
+    headers = ["model", "k"]
+    for bench in benches:
+        headers += [f"{bench} pass@1", f"{bench} cons@k"]
+    rows: list[list[str]] = []
+    for directory, summary in zip(dirs, summaries, strict=True):
+        row = [str(summary.get("model") or Path(directory).name), str(summary.get("k", "-"))]
+        for bench in benches:
+            row.extend(cell(summary["benchmarks"].get(bench)))
+        rows.append(row)
+    return headers, rows
+
+
+def markdown(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table (pipes in cells escaped).
+
+    >>> print(markdown(["a", "b"], [["1", "x|y"]]))
+    | a | b |
+    |---|---|
+    | 1 | x\\|y |
+    """
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(headers), "|" + "---|" * len(headers), *(line(r) for r in rows)])
+
+
+def compare(dirs: list[str | Path]) -> str:
+    """The comparison of several evaluation directories as a Markdown table (pass@1 ± SE and cons@k, percent)."""
+    headers, rows = table(dirs)
+    return markdown(headers, rows)
+
+
+def rich_table(dirs: list[str | Path]) -> Any:
+    """The comparison as a `rich.table.Table` for the terminal."""
+    from rich.table import Table
+
+    headers, rows = table(dirs)
+    result = Table(title="pass@1 ± SE and cons@k (%)")
+    for i, header in enumerate(headers):
+        result.add_column(header, justify="left" if i == 0 else "right")
+    for row in rows:
+        result.add_row(*row)
+    return result
