@@ -1,0 +1,291 @@
+"""Run untrusted Python in a local sandbox.
+
+Layers, each of which holds on its own:
+
+- the child gets its own session and process group and is killed whole (`os.killpg`) at the time
+  limit; under bubblewrap it also runs in its own PID namespace, so that killing the sandbox kills
+  every process it started, including ones that called `setsid`;
+- resource limits: CPU seconds, address space, file size, open files and processes;
+- when we run as root, a real switch to an unprivileged user (nobody, 65534): `RLIMIT_NPROC` does
+  not bind root, and root could write anywhere;
+- no network: a network namespace through `bwrap --unshare-net`, else `unshare --net`; when
+  neither works a loud warning is logged once and every result says `network_isolated=False`;
+- a read-only view of the file system (bwrap) with a private /tmp and a writable scratch directory
+  that is removed afterwards;
+- an environment scrubbed of everything but PATH, HOME, LANG and a few Python settings;
+- stdout and stderr read with a cap, so a flood of output cannot fill memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+NOBODY = 65534
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+# Runs inside the sandbox as root (or the user) and hands over to the program: drop to the
+# unprivileged user, cap the process count for that user, then exec a clean interpreter.
+_BOOT = """
+import os, resource, sys
+uid, nproc = int(sys.argv[1]), int(sys.argv[2])
+if uid >= 0 and os.getuid() == 0:
+    os.setgroups([]); os.setgid(uid); os.setuid(uid)
+if os.getuid() == 0 and uid >= 0:
+    raise SystemExit("sandbox: could not drop root")
+resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+os.execv(sys.executable, [sys.executable, "-I", "-B", "main.py"])
+"""
+
+
+@dataclass
+class Limits:
+    """What one sandboxed run may use."""
+
+    timeout: float = 10.0
+    """Wall-clock seconds before the whole process group is killed."""
+    memory_mb: int = 2048
+    """Address-space limit (RLIMIT_AS) in MiB."""
+    file_size_mb: int = 16
+    """Largest file the program may write (RLIMIT_FSIZE), MiB."""
+    open_files: int = 64
+    """Open file descriptors (RLIMIT_NOFILE)."""
+    processes: int = 16
+    """Processes the program may add (RLIMIT_NPROC on top of what the sandbox user already runs)."""
+    output_bytes: int = 1 << 20
+    """Bytes of stdout (and, separately, stderr) kept; more kills the program."""
+
+
+@dataclass
+class RunResult:
+    """What happened to one sandboxed run."""
+
+    returncode: int | None
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    output_capped: bool = False
+    seconds: float = 0.0
+    network_isolated: bool = False
+    launcher: str = ""
+    error: str | None = None
+    """Set when the sandbox itself failed (the program's behaviour is then unknown)."""
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class _Launcher:
+    name: str
+    network_isolated: bool
+    drop_inside: bool  # the boot script drops root inside; else Popen drops it (no namespaces)
+
+
+_LAUNCHER: _Launcher | None = None
+_WARNED = False
+
+
+def _target_uid() -> int:
+    """The uid the program runs as: nobody when we are root, else ourselves (-1 = no switch)."""
+    return NOBODY if os.geteuid() == 0 else -1
+
+
+def _count_processes(uid: int) -> int:
+    """How many processes `uid` runs now, from /proc (RLIMIT_NPROC counts them all)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += 1
+            except OSError:
+                continue
+    return count
+
+
+def _reachable(path: str, uid: int) -> bool:
+    """Whether `uid` (not root) may execute `path`: every directory on the way searchable, the file executable."""
+    real = os.path.realpath(path)
+    parts = real.split(os.sep)
+    for depth in range(1, len(parts) + 1):
+        part = os.sep.join(parts[:depth]) or os.sep
+        try:
+            st = os.stat(part)
+        except OSError:
+            return False
+        bit = 0o100 if st.st_uid == uid else 0o001
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def sandbox_python() -> str:
+    """The interpreter programs run under: ours, unless the unprivileged user cannot reach it
+    (a venv under /root, say), then the system's python3."""
+    uid = _target_uid()
+    if uid < 0 or _reachable(sys.executable, uid):
+        return sys.executable
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.path.exists(candidate) and _reachable(candidate, uid):
+            return candidate
+    return sys.executable
+
+
+def _prefix(launcher: _Launcher, scratch: str, env: dict[str, str]) -> list[str]:
+    if launcher.name == "bwrap":
+        cmd = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+               "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+               "--bind", scratch, scratch, "--chdir", scratch, "--clearenv"]
+        if os.geteuid() == 0:
+            # bwrap drops all capabilities of a root child; the boot script needs these two to switch user.
+            cmd += ["--cap-add", "CAP_SETUID,CAP_SETGID"]
+        for key, value in env.items():
+            cmd += ["--setenv", key, value]
+        return cmd + ["--"]
+    if launcher.name == "unshare":
+        return ["unshare", "--net"] + ([] if os.geteuid() == 0 else ["--map-current-user"]) + ["--"]
+    return []
+
+
+def _candidates() -> list[_Launcher]:
+    found = []
+    if shutil.which("bwrap"):
+        found.append(_Launcher("bwrap", True, True))
+    if shutil.which("unshare"):
+        found.append(_Launcher("unshare", True, True))
+    found.append(_Launcher("plain", False, False))
+    return found
+
+
+def launcher() -> _Launcher:
+    """The first way of starting a sandbox that works here (probed once per process)."""
+    global _LAUNCHER, _WARNED
+    if _LAUNCHER is None:
+        for candidate in _candidates():
+            result = _run("print(6 * 7)", "", Limits(timeout=20), candidate)
+            if result.returncode == 0 and result.stdout.strip() == "42":
+                _LAUNCHER = candidate
+                break
+            log.info("sandbox: %s does not work here: %s", candidate.name,
+                     result.error or result.stderr.strip()[-300:])
+        else:
+            raise RuntimeError("sandbox: cannot start a sandboxed Python at all")
+        if not _LAUNCHER.network_isolated and not _WARNED:
+            _WARNED = True
+            log.warning("SANDBOX HAS NO NETWORK ISOLATION: neither bubblewrap nor `unshare --net` works here; "
+                        "programs under test can reach the network. Install bubblewrap (apt-get install bubblewrap). "
+                        "Every verdict records network_isolated=false.")
+    return _LAUNCHER
+
+
+def run_python(source: str, stdin: str = "", limits: Limits | None = None) -> RunResult:
+    """Run `source` as a Python program in the sandbox with `stdin` as its input."""
+    return _run(source, stdin, limits or Limits(), launcher())
+
+
+def _set_limits(limits: Limits) -> None:
+    cpu = int(limits.timeout) + 1
+    memory = limits.memory_mb << 20
+    size = limits.file_size_mb << 20
+    for name, value in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, memory), (resource.RLIMIT_FSIZE, size),
+                        (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(name, (value, value))
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _run(source: str, stdin: str, limits: Limits, how: _Launcher) -> RunResult:
+    scratch = tempfile.mkdtemp(prefix="distill-sandbox-")
+    uid = _target_uid()
+    try:
+        if uid >= 0:
+            os.chown(scratch, uid, uid)
+        with open(os.path.join(scratch, "main.py"), "w", encoding="utf-8") as handle:
+            handle.write(source)
+        with open(os.path.join(scratch, "stdin.txt"), "w", encoding="utf-8") as handle:
+            handle.write(stdin)
+        env = {"PATH": SAFE_PATH, "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+               "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1"}
+        counted = uid if uid >= 0 else os.getuid()
+        nproc = _count_processes(counted) + limits.processes
+        boot = [sandbox_python(), "-I", "-c", _BOOT, str(uid if how.drop_inside else -1), str(nproc)]
+        cmd = _prefix(how, scratch, env) + boot
+        extra: dict[str, object] = {}
+        if uid >= 0 and not how.drop_inside:
+            extra = {"user": uid, "group": uid, "extra_groups": []}
+        return _supervise(cmd, scratch, env, limits, how, extra)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _supervise(cmd: list[str], scratch: str, env: dict[str, str], limits: Limits, how: _Launcher,
+               extra: dict[str, object]) -> RunResult:
+    start = time.monotonic()
+    result = RunResult(returncode=None, network_isolated=how.network_isolated, launcher=how.name)
+    try:
+        with open(os.path.join(scratch, "stdin.txt"), "rb") as stdin:
+            proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=scratch,
+                                    env=env, start_new_session=True, close_fds=True,
+                                    preexec_fn=lambda: _set_limits(limits), **extra)  # type: ignore[arg-type]
+    except OSError as err:
+        result.error = f"could not start the sandbox: {err}"
+        return result
+    buffers = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    deadline = start + limits.timeout
+    selector = selectors.DefaultSelector()
+    for pipe in buffers:
+        selector.register(pipe, selectors.EVENT_READ)
+    try:
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                result.timed_out = True
+                break
+            for key, _ in selector.select(timeout=left):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                buffer = buffers[key.fileobj]
+                buffer += chunk[: max(0, limits.output_bytes - len(buffer))]
+                if len(chunk) and len(buffer) >= limits.output_bytes:
+                    result.output_capped = True
+            if result.output_capped:
+                break
+        if not result.timed_out and not result.output_capped:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                result.timed_out = True
+    finally:
+        # Kill the whole group whatever happened: children may outlive the main program.
+        _kill_group(proc.pid)
+        proc.kill()
+        proc.wait()
+        selector.close()
+        for pipe in buffers:
+            pipe.close()  # type: ignore[union-attr]
+    result.seconds = time.monotonic() - start
+    result.returncode = proc.returncode
+    result.stdout = bytes(buffers[proc.stdout]).decode("utf-8", "replace")
+    result.stderr = bytes(buffers[proc.stderr]).decode("utf-8", "replace")
+    if proc.returncode in (1, 255) and not result.timed_out and "sandbox:" in result.stderr[:200]:
+        result.error = result.stderr.strip()
+    elif how.name == "bwrap" and proc.returncode == 1 and result.stderr.startswith("bwrap:"):
+        result.error = result.stderr.strip()
+    return result
