@@ -1,0 +1,119 @@
+"""The `transformers` backend: batched `generate` with left padding, rows grouped by prompt length,
+KV cache, stop at EOS or stop strings, seeded per batch. The CPU backend of tests and quickstart."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from distill.errors import ConfigError
+from distill.sampling.backends.base import Completion, Request, sample_seed
+from distill.sampling.config import SamplingConfig
+from distill.sampling.profile import TeacherProfile
+from distill.sampling.prompts import render_prompt
+
+log = logging.getLogger(__name__)
+
+
+def load_tokenizer(path: str) -> Any:
+    """The checkpoint's tokenizer; the fast tokenizer from tokenizer.json when there is one, since
+    `AutoTokenizer` can swap in another pre-tokenizer for some model types (see MACHINE.md)."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if (Path(path) / "tokenizer.json").exists():
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+class TransformersBackend:
+    """Batched sampling with a Hugging Face causal LM on CPU or one GPU."""
+
+    name = "transformers"
+
+    def __init__(self, profile: TeacherProfile, model: Any = None, tokenizer: Any = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.profile = profile
+        self.batch_size = profile.local.batch_size
+        self.sort_by_length = profile.local.sort_by_length
+        if model is None and not Path(profile.model).exists():
+            raise ConfigError(f"model {profile.model!r}: no such local checkpoint (the transformers backend "
+                              "loads local paths; download the model first)")
+        self.tokenizer = tokenizer or load_tokenizer(profile.model)
+        if model is None:
+            dtype = getattr(torch, profile.local.dtype, None) if profile.local.dtype != "auto" else "auto"
+            if dtype is None:
+                raise ConfigError(f"local.dtype: unknown torch dtype {profile.local.dtype!r}")
+            model = AutoModelForCausalLM.from_pretrained(profile.model, dtype=dtype)
+            model.to(profile.local.device)
+        self.model = model.eval()
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if eos is not None else self.tokenizer.eos_token_id
+        self.eos_ids: set[int] = set(eos if isinstance(eos, list) else [eos])
+
+    def stream(self, requests: Sequence[Request], config: SamplingConfig) -> Iterator[Completion]:
+        """Yield completions batch by batch; rows (one per sample) are sorted by prompt length so a
+        batch pads little, and each batch is seeded from the run seed and its keys."""
+        rows: list[tuple[str, int, list[int]]] = []
+        for request in requests:
+            text = render_prompt(request.messages, self.tokenizer, self.profile)
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            rows.extend((request.problem_id, index, ids) for index in request.sample_indices)
+        if self.sort_by_length:
+            # Stable sort: equal lengths keep input order, so batches are deterministic.
+            rows.sort(key=lambda row: len(row[2]))
+        for start in range(0, len(rows), self.batch_size):
+            yield from self._batch(rows[start:start + self.batch_size], config)
+
+    def _batch(self, rows: list[tuple[str, int, list[int]]], config: SamplingConfig) -> list[Completion]:
+        import torch
+        from transformers import GenerationConfig
+
+        seed = sample_seed(config.seed, *(f"{pid}/{i}" for pid, i, _ in rows))
+        torch.manual_seed(seed)
+        width = max(len(ids) for _, _, ids in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, _, ids in rows])
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, _, ids in rows])
+        sample = config.temperature > 0
+        generation = GenerationConfig(
+            do_sample=sample,
+            temperature=config.temperature if sample else None,
+            top_p=config.top_p if sample else None,
+            top_k=None,
+            max_new_tokens=config.max_new_tokens,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=pad,
+            stop_strings=config.stop or None,
+        )
+        extra = {"tokenizer": self.tokenizer} if config.stop else {}
+        device = self.model.device
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                                      generation_config=generation, **extra)
+        completions = []
+        for row, (problem_id, index, ids) in enumerate(rows):
+            generated = out[row, width:].tolist()
+            finish, length = "length", len(generated)
+            for position, token in enumerate(generated):
+                if token in self.eos_ids:
+                    finish, length = "stop", position + 1
+                    break
+            text = self.tokenizer.decode(generated[:length], skip_special_tokens=True)
+            for stop in config.stop:
+                if stop in text:
+                    text, finish = text.split(stop, 1)[0], "stop"
+            completions.append(Completion(problem_id, index, text, finish, None, len(ids), length, seed))
+        return completions
+
+    def close(self) -> None:
+        """Drop the model so its memory can be freed."""
+        self.model = None
