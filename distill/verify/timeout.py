@@ -1,0 +1,81 @@
+"""A time limit that works on the main thread (an interval timer) and off it (a forked helper).
+
+math-verify's own limit uses `signal.alarm`, which raises in non-main threads; we switch it off and
+bound each call ourselves. On the main thread (the CLI, pool workers) an ITIMER_REAL interrupts the
+call and any outer timer (pytest-timeout's, say) is restored afterwards. Off the main thread the
+call runs in a single forked helper process that is killed and replaced when it overruns.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class TimeLimit(BaseException):
+    """Raised when a call overruns; a BaseException so that libraries' `except Exception` cannot swallow it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise TimeLimit()
+
+
+_helper: concurrent.futures.ProcessPoolExecutor | None = None
+_helper_lock = threading.Lock()
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def call_with_time_limit(seconds: float, fn: Callable[..., T], *args: Any) -> T:
+    """Call `fn(*args)` and raise `TimeLimit` if it takes longer than `seconds`.
+
+    Off the main thread `fn` and its arguments must be picklable (module-level functions).
+
+    >>> call_with_time_limit(1.0, sum, [1, 2, 3])
+    6
+    """
+    if _in_main_thread():
+        return _with_timer(seconds, fn, *args)
+    return _in_helper(seconds, fn, *args)
+
+
+def _with_timer(seconds: float, fn: Callable[..., T], *args: Any) -> T:
+    previous_handler = signal.signal(signal.SIGALRM, _on_alarm)
+    previous_left, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    try:
+        return fn(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler)
+        if previous_left:
+            # Give an outer timer back what it had left (at least a moment, so it still fires).
+            signal.setitimer(signal.ITIMER_REAL, max(previous_left - (time.monotonic() - started), 1e-3))
+
+
+def _in_helper(seconds: float, fn: Callable[..., T], *args: Any) -> T:
+    global _helper
+    with _helper_lock:
+        if _helper is None:
+            _helper = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        helper = _helper
+    future = helper.submit(fn, *args)
+    try:
+        return future.result(timeout=seconds)
+    except concurrent.futures.TimeoutError:
+        with _helper_lock:
+            if _helper is helper:
+                _helper = None
+        for process in list(getattr(helper, "_processes", {}).values()):
+            process.kill()
+        helper.shutdown(wait=False, cancel_futures=True)
+        raise TimeLimit() from None
