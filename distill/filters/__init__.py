@@ -1,0 +1,27 @@
+"""Filtering and selection: verified samples in, a training corpus out, with a reason for every drop.
+
+    funnel = filter_run("runs/r1", "runs/r1/corpus", config=load_filter_config("recipes/filters.yaml"))
+
+Per-sample filters are plain functions `(sample, problem) -> None | reason` built by the factories in
+`FILTERS` (each takes its config group); duplicates and selection work per problem in a second pass.
+`language_share(text, language)` is also the RL stage's language-consistency reward.
+"""
+
+from __future__ import annotations
+
+from distill.filters.checks import CHECKS, Filter, assistant_text
+from distill.filters.config import FilterConfig, load_filter_config
+from distill.filters.decontam import Decontaminate, NgramIndex, build_index
+from distill.filters.dedup import ExactDedup, NearDedup
+from distill.filters.run import FILTER_NAMES, Funnel, filter_run
+from distill.filters.select import POLICIES, select
+from distill.filters.text import compression_ratio, detect_language, language_share
+
+FILTERS = CHECKS
+"""The per-sample filter factories by name (decontamination and the per-problem steps are in FILTER_NAMES)."""
+
+__all__ = [
+    "CHECKS", "FILTERS", "FILTER_NAMES", "POLICIES", "Decontaminate", "ExactDedup", "Filter", "FilterConfig", "Funnel",
+    "NearDedup", "NgramIndex", "assistant_text", "build_index", "compression_ratio", "detect_language",
+    "filter_run", "language_share", "load_filter_config", "select",
+]

@@ -1,0 +1,183 @@
+"""The filter config: which filters run and their settings, loaded from YAML (see recipes/filters.yaml).
+
+Every group is a small dataclass; `load_filter_config(path, overrides)` reads the YAML and applies
+`section.key=value` overrides from the command line before validating, so a wrong key or type fails
+with the file and key named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from distill.config import from_mapping, read_yaml
+from distill.errors import ConfigError
+
+BENCHMARKS = ["math500", "aime2024", "gsm8k", "humaneval", "mbpp"]
+
+
+@dataclass
+class CorrectnessConfig:
+    """Drop samples the verifier judged wrong; `null` says what happens to unjudged ones."""
+
+    enabled: bool = True
+    null: Literal["drop", "keep"] = "drop"
+
+
+@dataclass
+class FormatConfig:
+    """Exactly one closed think block, a non-empty answer after it, a final answer where the kind needs one."""
+
+    enabled: bool = True
+    require_final_answer: bool = True
+
+
+@dataclass
+class TruncationConfig:
+    """Drop samples that hit the token limit (`finish_reason == "length"`) or never closed the think block."""
+
+    enabled: bool = True
+
+
+@dataclass
+class LanguageConfig:
+    """The reasoning stays in the problem's language: share of words in its script at least `threshold`."""
+
+    enabled: bool = True
+    language: str | None = None  # None: detected from each problem's prompt
+    threshold: float = 0.9
+    min_words: int = 10  # shorter texts are not judged
+
+
+@dataclass
+class RepetitionConfig:
+    """Looping text: too many tokens inside repeated word n-grams, or text that compresses too well."""
+
+    enabled: bool = True
+    ngram: int = 10
+    max_duplicate_share: float = 0.5
+    max_compression_ratio: float = 8.0
+    min_words: int = 100  # shorter texts are not judged
+
+
+@dataclass
+class LengthConfig:
+    """Bounds on the assistant turn, in tokens of `tokenizer` (a local path) or in words when it is None."""
+
+    enabled: bool = True
+    tokenizer: str | None = None
+    min: int = 1
+    max: int | None = None
+
+
+@dataclass
+class ParagraphConfig:
+    """R1's readability filter (off by default): no paragraph of the reasoning longer than `max_words`."""
+
+    enabled: bool = False
+    max_words: int = 400
+
+
+@dataclass
+class CodeInReasoningConfig:
+    """R1's readability filter (off by default): no fenced code block in the reasoning of a non-code problem."""
+
+    enabled: bool = False
+
+
+@dataclass
+class DuplicatesConfig:
+    """Exact duplicates (hash of normalised text) and near duplicates (MinHash LSH over word shingles)."""
+
+    exact: bool = True
+    near: bool = True
+    num_perm: int = 128
+    threshold: float = 0.9
+    shingle: int = 5
+    scope: Literal["problem", "global"] = "problem"
+
+
+@dataclass
+class DecontaminationConfig:
+    """Drop samples whose problem shares a word n-gram with a benchmark problem (or equals a short one)."""
+
+    enabled: bool = True
+    benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARKS))
+    n: int = 8
+
+
+@dataclass
+class SelectionConfig:
+    """After filtering: at most `max_per_problem` samples per problem by `policy`; optionally drop easy/hopeless problems."""
+
+    max_per_problem: int | None = None
+    policy: Literal["random", "shortest", "diverse"] = "random"
+    seed: int = 0
+    drop_always_solved: bool = False
+    drop_never_solved: bool = False
+
+
+@dataclass
+class CardConfig:
+    """What the dataset card says that the data cannot: the licence and a name."""
+
+    license: str = "other"
+    pretty_name: str | None = None
+
+
+@dataclass
+class FilterConfig:
+    """All filter groups, in the order they run; `distill filter --config FILE --set group.key=value`."""
+
+    decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
+    truncation: TruncationConfig = field(default_factory=TruncationConfig)
+    format: FormatConfig = field(default_factory=FormatConfig)
+    correctness: CorrectnessConfig = field(default_factory=CorrectnessConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    repetition: RepetitionConfig = field(default_factory=RepetitionConfig)
+    length: LengthConfig = field(default_factory=LengthConfig)
+    long_paragraphs: ParagraphConfig = field(default_factory=ParagraphConfig)
+    code_in_reasoning: CodeInReasoningConfig = field(default_factory=CodeInReasoningConfig)
+    duplicates: DuplicatesConfig = field(default_factory=DuplicatesConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    card: CardConfig = field(default_factory=CardConfig)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse `group.key=value` (value read as YAML) into a key path and a value.
+
+    >>> parse_override("selection.max_per_problem=4")
+    (['selection', 'max_per_problem'], 4)
+    >>> parse_override("decontamination.benchmarks=[math500]")
+    (['decontamination', 'benchmarks'], ['math500'])
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text}: expected GROUP.KEY=VALUE")
+    return key.strip().split("."), yaml.safe_load(value) if value.strip() else None
+
+
+def load_filter_config(path: str | Path | None = None, overrides: list[str] | None = None) -> FilterConfig:
+    """Load a FilterConfig from YAML (defaults when `path` is None), then apply `group.key=value` overrides.
+
+    >>> load_filter_config(None, ["selection.policy=shortest"]).selection.policy
+    'shortest'
+    >>> load_filter_config(None, ["selection.polcy=shortest"])
+    Traceback (most recent call last):
+    ...
+    distill.errors.ConfigError: filter config: selection: unknown key 'polcy' (known: max_per_problem, policy, seed, drop_always_solved, drop_never_solved)
+    """
+    data: dict[str, Any] = read_yaml(path) if path is not None else {}
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        node = data
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text}: {key!r} is not a group")
+            node = child
+        node[keys[-1]] = value
+    return from_mapping(FilterConfig, data, str(path) if path is not None else "filter config")

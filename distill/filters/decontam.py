@@ -1,0 +1,88 @@
+"""Decontamination: drop samples whose problem overlaps a benchmark problem.
+
+Texts are lower-cased and whitespace-folded, then split into words; a problem is contaminated when
+it shares any word n-gram (n=8 by default) with a benchmark problem, or, for a benchmark problem
+shorter than n words, when it contains that problem's whole text. The index of benchmark n-grams
+is built once (64-bit hashes, a few MB for all shipped benchmarks); each problem is checked once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from distill.filters.config import DecontaminationConfig
+from distill.filters.text import normalise
+from distill.records import Problem, Sample, prompt_text
+
+
+def _gram_hash(words: list[str]) -> int:
+    return int.from_bytes(hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).digest(), "little")
+
+
+class NgramIndex:
+    """Word n-grams of a set of reference texts, with a lookup of which text a hit came from.
+
+    >>> index = NgramIndex(n=3)
+    >>> index.add("bench/1", "What is the sum of two and three?")
+    >>> index.add("bench/2", "Add 2.")
+    >>> index.match("Tell me: WHAT is  the sum of seven and eight")
+    'bench/1'
+    >>> index.match("please add 2. now"), index.match("nothing like it")
+    ('bench/2', None)
+    """
+
+    def __init__(self, n: int = 8) -> None:
+        self.n = n
+        self.grams: dict[int, str] = {}
+        self.short: dict[str, str] = {}
+
+    def add(self, name: str, text: str) -> None:
+        """Index one reference text under `name`."""
+        words = normalise(text).split()
+        if len(words) < self.n:
+            if words:
+                self.short.setdefault(" ".join(words), name)
+            return
+        for i in range(len(words) - self.n + 1):
+            self.grams.setdefault(_gram_hash(words[i : i + self.n]), name)
+
+    def match(self, text: str) -> str | None:
+        """The name of a reference text that `text` overlaps, or None."""
+        words = normalise(text).split()
+        for i in range(len(words) - self.n + 1):
+            name = self.grams.get(_gram_hash(words[i : i + self.n]))
+            if name is not None:
+                return name
+        if self.short:
+            folded = f" {' '.join(words)} "
+            for short, name in self.short.items():
+                if f" {short} " in folded:
+                    return name
+        return None
+
+
+def build_index(benchmarks: Iterable[str | Problem], n: int = 8) -> NgramIndex:
+    """Index the prompts of named problem sets (shipped names or paths) or of given problems."""
+    from distill.problems import load_problems
+
+    index = NgramIndex(n)
+    for item in benchmarks:
+        problems = [item] if isinstance(item, Problem) else load_problems(item)
+        for problem in problems:
+            index.add(f"{problem.source or item}:{problem.id}", prompt_text(problem))
+    return index
+
+
+class Decontaminate:
+    """The decontamination filter: `(sample, problem) -> None | reason`, each problem checked once."""
+
+    def __init__(self, config: DecontaminationConfig, index: NgramIndex | None = None) -> None:
+        self.index = index if index is not None else build_index(config.benchmarks, config.n)
+        self.verdicts: dict[str, str | None] = {}
+
+    def __call__(self, sample: Sample, problem: Problem) -> str | None:
+        if problem.id not in self.verdicts:
+            hit = self.index.match(prompt_text(problem))
+            self.verdicts[problem.id] = None if hit is None else f"{self.index.n}-gram overlap with {hit}"
+        return self.verdicts[problem.id]
