@@ -1,0 +1,261 @@
+"""GRPO on TRL's GRPOTrainer with the verifiers as rewards: prompts from a problem set, rewards from
+`RewardSet`, vLLM generation where installed (and a GPU is present) and transformers otherwise, a
+JSONL of per-step metrics in the output directory, and checkpoints that resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from distill.errors import ConfigError
+from distill.jsonl import JsonlWriter, read_jsonl, write_jsonl
+from distill.problems import MATH_PROMPT_SUFFIX, fingerprint, load_problems
+from distill.records import Problem, prompt_text
+from distill.reinforce.recipe import GRPORecipe, load_grpo_recipe, resolve_path
+from distill.reinforce.rewards import RewardSet
+
+log = logging.getLogger(__name__)
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "reinforce.json"
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    """The checkpoint's tokenizer, loaded from its own tokenizer.json when there is one.
+
+    AutoTokenizer on a qwen2 checkpoint swaps in Qwen's pre-tokenizer regex, which changes the ids of a
+    tokenizer trained elsewhere (the tiny world's); the saved tokenizer.json is the ground truth.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if (Path(path) / "tokenizer.json").exists():
+        return PreTrainedTokenizerFast.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+
+
+def build_prompts(problems: list[Problem], recipe: GRPORecipe, recipe_dir: Path | None = None) -> list[Any]:
+    """Each problem as a TRL prompt: chat messages (template "chat") or a plain string (a text template)."""
+    settings = recipe.prompt
+    system = None
+    if settings.system_prompt:
+        system = resolve_path(settings.system_prompt, recipe_dir).read_text(encoding="utf-8").strip()
+    template = None
+    if settings.template != "chat":
+        path = resolve_path(settings.template, recipe_dir)
+        if not path.exists():
+            raise ConfigError(f"prompt.template: {settings.template}: no such file (or use 'chat')")
+        template = path.read_text(encoding="utf-8")
+        if "{prompt}" not in template:
+            raise ConfigError(f"prompt.template: {path}: has no {{prompt}} placeholder")
+    prompts: list[Any] = []
+    for problem in problems:
+        if isinstance(problem.prompt, list) and template is None:
+            messages = list(problem.prompt)
+        else:
+            text = prompt_text(problem)
+            if settings.math_suffix and problem.kind == "math":
+                text = f"{text}\n{MATH_PROMPT_SUFFIX}"
+            if template is not None:
+                prompts.append(template.replace("{prompt}", text).rstrip("\n"))
+                continue
+            messages = [{"role": "user", "content": text}]
+        if system:
+            messages = [{"role": "system", "content": system}, *messages]
+        prompts.append(messages)
+    return prompts
+
+
+def think_in_prompt(prompt: Any, tokenizer: Any, open_think: bool) -> bool:
+    """Whether the rendered prompt ends inside an opened `<think>` block (so completions start in it)."""
+    if isinstance(prompt, str):
+        text = prompt
+    else:
+        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True, open_think=open_think)
+    return text.rstrip().endswith("<think>")
+
+
+def use_vllm(generation: str) -> bool:
+    """Resolve the recipe's `generation` setting: vLLM needs both the package and a CUDA device."""
+    import torch
+
+    available = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+    if generation == "vllm" and not available:
+        raise ConfigError("grpo.generation: vllm needs `pip install distill[vllm]` and a CUDA device")
+    return generation == "vllm" or (generation == "auto" and available)
+
+
+class MetricsLog(TrainerCallback):
+    """Appends every log of the trainer (rewards per component, lengths, truncation, KL...) to a JSONL file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        with JsonlWriter(self.path) as writer:
+            writer.write({"step": state.global_step, "epoch": state.epoch, **logs})
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep only the metric rows up to `step`, so a resumed run does not log its replayed steps twice."""
+    if not path.exists():
+        return
+    rows = [row for _, row in read_jsonl(path, skip_invalid=True) if row.get("step", 0) <= step]
+    write_jsonl(path, rows)
+
+
+def grpo_config(recipe: GRPORecipe, out_dir: Path, think_opened: bool, weights: list[float], vllm: bool) -> Any:
+    """TRL's GRPOConfig from the recipe (the knobs keep TRL's names)."""
+    import torch
+    from trl import GRPOConfig
+
+    g = recipe.grpo
+    extra: dict[str, Any] = {}
+    if recipe.prompt.template == "chat":
+        extra["chat_template_kwargs"] = {"open_think": recipe.prompt.open_think}
+    if vllm:
+        extra.update(vllm_mode="colocate", vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization)
+    dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16}[recipe.dtype]
+    return GRPOConfig(
+        output_dir=str(out_dir),
+        num_generations=g.num_generations,
+        beta=g.beta,
+        epsilon=g.epsilon,
+        epsilon_high=g.epsilon_high,
+        learning_rate=g.learning_rate,
+        lr_scheduler_type=g.lr_scheduler_type,
+        warmup_steps=g.warmup_steps,
+        max_grad_norm=g.max_grad_norm,
+        max_completion_length=g.max_completion_length,
+        temperature=g.temperature,
+        top_p=g.top_p,
+        loss_type=g.loss_type,
+        scale_rewards=g.scale_rewards,
+        mask_truncated_completions=g.mask_truncated_completions,
+        num_iterations=g.num_iterations,
+        per_device_train_batch_size=g.per_device_train_batch_size,
+        gradient_accumulation_steps=g.gradient_accumulation_steps,
+        sync_ref_model=g.sync_ref_model,
+        ref_model_sync_steps=g.ref_model_sync_steps,
+        max_steps=g.max_steps,
+        num_train_epochs=g.num_train_epochs,
+        save_strategy="steps",
+        save_steps=g.save_steps,
+        save_total_limit=g.save_total_limit,
+        logging_steps=g.logging_steps,
+        seed=g.seed,
+        bf16=g.bf16,
+        gradient_checkpointing=g.gradient_checkpointing,
+        use_vllm=vllm,
+        use_cpu=not torch.cuda.is_available(),
+        log_completions=g.log_completions,
+        report_to=g.report_to,
+        reward_weights=weights,
+        model_init_kwargs={"dtype": dtype, "trust_remote_code": recipe.trust_remote_code},
+        trust_remote_code=recipe.trust_remote_code,
+        **extra,
+    )
+
+
+def reinforce(
+    recipe_or_path: GRPORecipe | str | Path,
+    out_dir: str | Path,
+    model: str | None = None,
+    problems: str | None = None,
+    max_steps: int | None = None,
+    limit: int | None = None,
+) -> Path:
+    """Run GRPO on a model with verifier rewards; returns `out_dir`, which holds the final model.
+
+    `model` and `problems` override the recipe's; `max_steps` stops early. A run whose `out_dir` holds
+    checkpoints resumes from the last one. Writes out_dir/metrics.jsonl (one row per logged step) and
+    out_dir/reinforce.json (recipe, problem set, steps, wall time, last metrics).
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import GRPOTrainer
+
+    recipe_dir = None
+    if isinstance(recipe_or_path, GRPORecipe):
+        recipe = recipe_or_path
+    else:
+        recipe = load_grpo_recipe(recipe_or_path)
+        recipe_dir = Path(recipe_or_path).parent
+    if max_steps is not None:
+        recipe = dataclasses.replace(recipe, grpo=dataclasses.replace(recipe.grpo, max_steps=max_steps))
+    model_path = model or recipe.model
+    if not model_path:
+        raise ConfigError("no model: give --student CHECKPOINT or set `model` in the recipe")
+    source = problems or recipe.problems
+    if not source:
+        raise ConfigError("no problems: give --problems NAME|PATH or set `problems` in the recipe")
+    problem_list = load_problems(source)
+    limit = limit if limit is not None else recipe.limit
+    if limit is not None:
+        problem_list = problem_list[:limit]
+    if not problem_list:
+        raise ConfigError(f"{source}: no problems to train on")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = load_tokenizer(model_path, recipe.trust_remote_code)
+    prompts = build_prompts(problem_list, recipe, recipe_dir)
+    opened = think_in_prompt(prompts[0], tokenizer, recipe.prompt.open_think)
+    eos = tokenizer.eos_token_id
+    rewards = RewardSet(
+        {p.id: p for p in problem_list},
+        {"accuracy": recipe.rewards.accuracy, "format": recipe.rewards.format, "language": recipe.rewards.language},
+        answer_format=recipe.prompt.answer_format,
+        think_in_prompt=opened,
+        language=recipe.rewards.language_target,
+        workers=recipe.rewards.workers,
+        eos_token_ids=[eos] if eos is not None else [],
+    )
+    from datasets import Dataset
+
+    dataset = Dataset.from_list([{"prompt": pr, "problem_id": p.id} for pr, p in zip(prompts, problem_list, strict=True)])
+    vllm = use_vllm(recipe.grpo.generation)
+    args = grpo_config(recipe, out, opened, rewards.weights, vllm)
+    trainer = GRPOTrainer(
+        model=model_path,
+        reward_funcs=rewards.funcs,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[MetricsLog(out / METRICS_FILE)],
+    )
+    last = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
+    if last is not None:
+        step = int(Path(last).name.split("-")[-1])
+        log.info("resuming from %s (step %d)", last, step)
+        truncate_metrics(out / METRICS_FILE, step)
+    log.info(
+        "GRPO on %s: %d problems, G=%d, rewards %s, generation with %s",
+        model_path, len(problem_list), recipe.grpo.num_generations,
+        dict(zip([n for n, _, _ in rewards.active], rewards.weights, strict=True)), "vLLM" if vllm else "transformers",
+    )
+    started = time.time()
+    trainer.train(resume_from_checkpoint=last)
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    history = [h for h in trainer.state.log_history if "loss" in h or "reward" in h]
+    summary = {
+        "model": model_path,
+        "problems": {"source": str(source), "count": len(problem_list), "fingerprint": fingerprint(problem_list)},
+        "think_in_prompt": opened,
+        "generation": "vllm" if vllm else "transformers",
+        "steps": trainer.state.global_step,
+        "resumed_from": last,
+        "wall_s": round(time.time() - started, 2),
+        "last_metrics": history[-1] if history else {},
+        "recipe": dataclasses.asdict(recipe),
+    }
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return out
