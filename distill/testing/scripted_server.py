@@ -1,0 +1,172 @@
+"""A local OpenAI-compatible server for tests: answers `/v1/chat/completions` and `/v1/completions`
+on 127.0.0.1 and follows a scripted fault schedule, so retry and resume logic is tested for real.
+
+    with ScriptedServer(faults={1: Fault("status", 429, retry_after=0.1), 3: Fault("drop")}) as server:
+        ... point a profile's api.base_url at server.url ...
+    assert server.count == expected
+
+Faults are keyed by the request's arrival number (1-based, over all paths): `status` (an HTTP error
+with an OpenAI-style error body and optional Retry-After), `drop` (close the connection without a
+response), `slow` (sleep before answering, to trip client timeouts), `malformed` (200 with broken
+JSON). `ignore_n` answers one choice whatever `n` asks; `reasoning_field` sends the think part in
+`reasoning_content` or `reasoning`; `api_key` answers 401 to requests without that bearer key;
+`responder(body, choice_index) -> text` chooses the completions (default: a fixed R1-style trace).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Fault:
+    """What the server does to one request instead of answering it."""
+
+    kind: str  # status | drop | slow | malformed
+    status: int = 500
+    retry_after: float | None = None
+    delay: float = 1.0
+    message: str = "scripted failure"
+
+
+def default_responder(body: dict[str, Any], index: int) -> str:
+    """An R1-style completion that depends on the prompt and the choice index."""
+    prompt = json.dumps(body.get("messages") or body.get("prompt"), sort_keys=True)
+    tag = hashlib.sha256(f"{prompt}:{index}".encode()).hexdigest()[:8]
+    return f"<think>\nLet me think ({tag}).\n</think>\n\nThe answer is \\boxed{{42}}."
+
+
+class ScriptedServer:
+    """A threaded HTTP server on 127.0.0.1 with a port chosen by the OS; `url` ends in `/v1`."""
+
+    def __init__(
+        self,
+        faults: dict[int, Fault] | None = None,
+        ignore_n: bool = False,
+        reasoning_field: str | None = None,
+        api_key: str | None = None,
+        responder: Callable[[dict[str, Any], int], str] = default_responder,
+    ) -> None:
+        self.faults = dict(faults or {})
+        self.ignore_n = ignore_n
+        self.reasoning_field = reasoning_field
+        self.api_key = api_key
+        self.responder = responder
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="scripted-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The base URL to give a client, e.g. `http://127.0.0.1:PORT/v1`."""
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    @property
+    def count(self) -> int:
+        """How many requests arrived (faulted ones included)."""
+        return len(self.requests)
+
+    def start(self) -> ScriptedServer:
+        """Start serving in a background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _answer(self, body: dict[str, Any], path: str) -> dict[str, Any]:
+        n = 1 if self.ignore_n else int(body.get("n") or 1)
+        choices = []
+        for index in range(n):
+            text = self.responder(body, index)
+            if path.endswith("/completions") and not path.endswith("/chat/completions"):
+                choices.append({"index": index, "text": text, "finish_reason": "stop"})
+                continue
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if self.reasoning_field and "</think>" in text:
+                thought, content = text.split("</think>", 1)
+                message = {"role": "assistant", "content": content.strip(),
+                           self.reasoning_field: thought.replace("<think>", "").strip()}
+            choices.append({"index": index, "message": message, "finish_reason": "stop"})
+        words = sum(len(self.responder(body, i).split()) for i in range(n))
+        return {"id": "scripted", "object": "chat.completion", "model": body.get("model"), "choices": choices,
+                "usage": {"prompt_tokens": 10, "completion_tokens": words, "total_tokens": 10 + words}}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    self.wfile.flush()
+                except OSError:  # the client gave up (timeout) and closed the connection
+                    self.close_connection = True
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                with server._lock:
+                    number = len(server.requests) + 1
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        body = {}
+                    server.requests.append({"number": number, "path": self.path, "body": body,
+                                            "authorization": self.headers.get("Authorization")})
+                fault = server.faults.get(number)
+                if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                    error = {"error": {"message": "Authentication Fails (invalid api key)", "type": "authentication_error"}}
+                    self._send(401, json.dumps(error).encode())
+                    return
+                if fault is not None and fault.kind == "drop":
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                if fault is not None and fault.kind == "status":
+                    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+                    self._send(fault.status, json.dumps({"error": {"message": fault.message}}).encode(), headers)
+                    return
+                if fault is not None and fault.kind == "malformed":
+                    self._send(200, b'{"choices": [{"message": ')
+                    return
+                if fault is not None and fault.kind == "slow":
+                    time.sleep(fault.delay)
+                if not self.path.endswith("/completions"):
+                    self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}).encode())
+                    return
+                self._send(200, json.dumps(server._answer(body, self.path)).encode())
+
+        return Handler
