@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from distill.cli.common import not_built
+DEFAULT_RECIPE = "students/rl/r1.yaml"
 
 
 def command(
-    student: Annotated[str, typer.Option(help="Student recipe or a checkpoint.")],
-    problems: Annotated[str, typer.Option(help="A shipped set name or a problem file.")],
-    out: Annotated[str, typer.Option(help="Output directory.")],
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after S steps.")] = None,
+    student: Annotated[str, typer.Option(help="A GRPO recipe (students/rl/*.yaml) or a checkpoint to reinforce.")],
+    out: Annotated[str, typer.Option(help="Output directory (final model, checkpoints, metrics.jsonl).")],
+    problems: Annotated[str | None, typer.Option(help="A shipped set name or a problem file (else the recipe's).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after S steps.")] = None,
+    recipe: Annotated[
+        str | None, typer.Option(help=f"The GRPO recipe when --student is a checkpoint (default {DEFAULT_RECIPE}).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Train on the first N problems only.")] = None,
 ) -> None:
-    """Reinforce a student with GRPO and verifier rewards."""
-    not_built("reinforce", 9)
+    """Reinforce a student with GRPO and verifier rewards (accuracy, format, language consistency)."""
+    from distill.errors import ConfigError
+    from distill.reinforce import reinforce
+    from distill.reinforce.recipe import resolve_path
+
+    model = None
+    if student.endswith((".yaml", ".yml")):
+        if recipe is not None:
+            raise ConfigError("--recipe: give the recipe once, either as --student or as --recipe")
+        recipe_path = resolve_path(student)
+    else:
+        if not Path(student).exists() and "/" not in student:
+            raise ConfigError(f"--student {student}: expected a GRPO recipe (.yaml), a checkpoint directory or a hub id")
+        model = student
+        recipe_path = resolve_path(recipe or DEFAULT_RECIPE)
+    path = reinforce(recipe_path, out, model=model, problems=problems, max_steps=max_steps, limit=limit)
+    typer.echo(f"reinforced model saved to {path} (per-step metrics in {path / 'metrics.jsonl'})")

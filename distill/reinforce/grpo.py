@@ -143,6 +143,7 @@ def grpo_config(recipe: GRPORecipe, out_dir: Path, think_opened: bool, weights: 
         num_iterations=g.num_iterations,
         per_device_train_batch_size=g.per_device_train_batch_size,
         gradient_accumulation_steps=g.gradient_accumulation_steps,
+        steps_per_generation=g.steps_per_generation,
         sync_ref_model=g.sync_ref_model,
         ref_model_sync_steps=g.ref_model_sync_steps,
         max_steps=g.max_steps,

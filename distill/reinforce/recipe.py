@@ -71,6 +71,7 @@ class GRPOSettings:
     num_iterations: int = 1
     per_device_train_batch_size: int = 16  # completions per device per step; a multiple of G
     gradient_accumulation_steps: int = 1
+    steps_per_generation: int | None = None  # optimiser steps fed by one rollout (TRL default: accumulation)
     sync_ref_model: bool = False  # R1 replaced the reference model every 400 steps
     ref_model_sync_steps: int = 400
     max_steps: int = -1
