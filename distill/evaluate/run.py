@@ -127,13 +127,14 @@ def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: i
     from distill.sampling import generate_run, read_samples
 
     name = bench_name(spec)
-    problems = load_bench(spec, seed=config.seed)
-    if limit is not None:
-        problems = problems[:limit]
+    everything = load_bench(spec, seed=config.seed)
+    problems = everything[:limit] if limit is not None else everything
     bench_dir = out_dir / name
     run_dir = bench_dir / "run"
     started = time.monotonic()
-    generate_run(problems, profile, config, run_dir, **generate_kwargs)
+    # The whole benchmark goes in with `limit`, so the run's fingerprint stays that of the benchmark
+    # and a later run with a larger --limit resumes the same store.
+    generate_run(everything, profile, config, run_dir, problems_source=spec, limit=limit, **generate_kwargs)
     k = config.n
     by_problem = _complete_samples(problems, list(read_samples(run_dir)), k, run_dir)
     ordered = [s for p in problems for s in by_problem[p.id]]
