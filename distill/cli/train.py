@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-
-from distill.cli.common import not_built
 
 
 def command(
     student: Annotated[str, typer.Option(help="Student recipe, students/X.yaml.")],
     data: Annotated[str, typer.Option(help="Corpus directory (from distill filter).")],
-    out: Annotated[str, typer.Option(help="Output directory.")],
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after S optimiser steps.")] = None,
-    num_processes: Annotated[Optional[int], typer.Option(help="Processes to launch (torchrun).")] = None,
+    out: Annotated[str, typer.Option(help="Output directory; a run there resumes from its last checkpoint.")],
+    max_steps: Annotated[int | None, typer.Option(help="Stop after S optimiser steps.")] = None,
+    num_processes: Annotated[int | None, typer.Option(help="Processes to launch (torchrun).")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a recipe key, KEY=YAML_VALUE (repeatable).")
+    ] = None,
 ) -> None:
     """Fine-tune a student on a corpus with TRL's SFT trainer."""
-    not_built("train", 6)
+    import yaml
+
+    from distill.cli.common import parse_mapping
+    from distill.train import train
+
+    overrides = {k: yaml.safe_load(v) for k, v in parse_mapping(set_, "--set").items()}
+    path = train(student, data, out, max_steps=max_steps, num_processes=num_processes, overrides=overrides)
+    typer.echo(f"saved the student to {path}")
 
 
 def export_command(
@@ -26,4 +34,7 @@ def export_command(
     merge: Annotated[bool, typer.Option("--merge", help="Merge a LoRA adapter into the base weights.")] = False,
 ) -> None:
     """Export a checkpoint; with --merge, a LoRA adapter becomes a full safetensors model."""
-    not_built("export", 6)
+    from distill.train import export
+
+    path = export(checkpoint, out, merge=merge)
+    typer.echo(f"{'merged' if merge else 'exported'} {checkpoint} into {path}")

@@ -1,0 +1,146 @@
+"""`train()`: one student fine-tuned on one corpus, resumable, with everything a user needs in OUT.
+
+OUT holds the final model (safetensors; an adapter for LoRA/QLoRA), the tokenizer with the chat
+template, a generation config with R1's sampling defaults and the tokenizer's EOS, README.md (the
+model card), data_report.json (over-long rows), train_metrics.json, recipe.yaml, and checkpoint-N/
+directories that a later call resumes from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from distill.errors import ConfigError
+from distill.train.data import build_dataset, check_template, read_corpus, write_report
+from distill.train.recipe import StudentRecipe, load_student_recipe
+
+log = logging.getLogger(__name__)
+R1_TEMPERATURE, R1_TOP_P = 0.6, 0.95
+
+
+def resolve_recipe(recipe_or_path: StudentRecipe | str | Path, overrides: Mapping[str, Any] | None) -> StudentRecipe:
+    """A recipe object from a path (with overrides) or a recipe (overrides replace top-level fields)."""
+    if isinstance(recipe_or_path, StudentRecipe):
+        if not overrides:
+            return recipe_or_path
+        from distill.train.recipe import _merge, recipe_from_mapping
+
+        return recipe_from_mapping(_merge(dataclasses.asdict(recipe_or_path), overrides), recipe_or_path.path or "<recipe>")
+    return load_student_recipe(recipe_or_path, overrides)
+
+
+def check_devices(recipe: StudentRecipe) -> None:
+    """Refuse FSDP/ZeRO-3 where they cannot be active: accelerate would silently run plain DDP on CPU."""
+    if recipe.distributed != "ddp" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"{recipe.path}: distributed: {recipe.distributed} needs CUDA devices, and none is visible; "
+            "accelerate would silently fall back to DDP on CPU. Use distributed: ddp (or a GPU machine)."
+        )
+
+
+def last_checkpoint(out_dir: Path) -> str | None:
+    """The newest OUT/checkpoint-N with a trainer state, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not out_dir.is_dir():
+        return None
+    found = get_last_checkpoint(str(out_dir))
+    return found if found and (Path(found) / "trainer_state.json").is_file() else None
+
+
+def save_outputs(trainer: Any, recipe: StudentRecipe, tokenizer: Any, out_dir: Path, data_dir: Path,
+                 report: Any, metrics: dict[str, Any]) -> None:
+    """The final model, tokenizer, template, generation config, card and metrics (rank 0 only)."""
+    from transformers import GenerationConfig
+
+    from distill.train.card import write_card
+
+    trainer.save_model(str(out_dir))  # safetensors; for peft models the adapter
+    tokenizer.save_pretrained(str(out_dir))
+    (out_dir / "chat_template.jinja").write_text(tokenizer.chat_template, encoding="utf-8")
+    generation = GenerationConfig(
+        do_sample=True, temperature=R1_TEMPERATURE, top_p=R1_TOP_P, max_new_tokens=recipe.max_length,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    generation.save_pretrained(str(out_dir))
+    (out_dir / "recipe.yaml").write_text(yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False), encoding="utf-8")
+    (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_card(out_dir, recipe, data_dir, report, metrics)
+
+
+def train(
+    recipe_or_path: StudentRecipe | str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    max_steps: int | None = None,
+    num_processes: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Path:
+    """Fine-tune the recipe's student on DATA_DIR/corpus.jsonl into OUT and return OUT.
+
+    Resumes from the newest OUT/checkpoint-N when there is one (its step count continues); with
+    `num_processes` > 1 (or the recipe's) relaunches itself under torchrun (or accelerate for FSDP/ZeRO-3).
+    """
+    recipe = resolve_recipe(recipe_or_path, overrides)
+    out = Path(out_dir).resolve()
+    data = Path(data_dir).resolve()
+    check_devices(recipe)
+    processes = num_processes or recipe.num_processes or 1
+    if processes > 1 and "LOCAL_RANK" not in os.environ:
+        from distill.train.launch import launch
+
+        return launch(recipe, data, out, processes, max_steps)
+
+    from distill.train.sft import base_path, build_trainer, load_model, load_tokenizer
+
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    out.mkdir(parents=True, exist_ok=True)
+    rows = read_corpus(data)
+    base = base_path(recipe, out) if rank0 or recipe.model != "tiny" else str(out / "base")
+    if recipe.model == "tiny" and not rank0:
+        _wait_for(out / "base" / "config.json")
+    tokenizer = load_tokenizer(recipe, base)
+    check_template(tokenizer, recipe.path or "<recipe>")
+    dataset, report = build_dataset(rows, tokenizer, recipe.max_length, recipe.overlong)
+    if rank0:
+        write_report(report, out)
+    model = load_model(recipe, base, tokenizer)
+    trainer = build_trainer(recipe, model, tokenizer, dataset, out, max_steps)
+    resume = last_checkpoint(out)
+    if resume:
+        log.info("resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    metrics = {
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "log_history": [h for h in trainer.state.log_history if "loss" in h],
+        "resumed_from": resume,
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),
+        **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
+    }
+    if trainer.is_world_process_zero():
+        save_outputs(trainer, recipe, tokenizer, out, data, report, metrics)
+    trainer.accelerator.wait_for_everyone()
+    return out
+
+
+def _wait_for(path: Path, timeout: float = 300.0) -> None:
+    """Wait until rank 0 has written `path` (the tiny base), so all ranks load the same weights."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.is_file():
+        if time.monotonic() > deadline:
+            raise ConfigError(f"{path}: rank 0 did not write the tiny base model within {timeout:.0f}s")
+        time.sleep(0.2)
+    time.sleep(0.5)  # the save writes config.json first; give the weights a moment

@@ -1,0 +1,153 @@
+"""Student recipes: one YAML file per student (students/*.yaml) loaded into `StudentRecipe`.
+
+A recipe names the base model (a local checkpoint, a hub id, or `tiny` for a fresh tiny random
+model built from the `tiny:` group), the chat template file, the mode (full, LoRA, QLoRA) and the
+SFT hyper-parameters. Relative paths in a recipe resolve against the recipe file's directory.
+Validation never downloads: a hub model must state its declared context in `model_max_context`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from distill.config import from_mapping, read_yaml
+from distill.errors import ConfigError
+
+
+@dataclass
+class TinySettings:
+    """Sizes of the fresh tiny random model that `model: tiny` builds (distill.toy.model)."""
+
+    architecture: Literal["qwen2", "llama"] = "qwen2"
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    max_positions: int = 2048
+    seed: int = 0
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapter settings (also used by QLoRA): rank, alpha, dropout and the target modules."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+
+
+@dataclass
+class StudentRecipe:
+    """Everything needed to fine-tune one student; field names follow TRL/transformers where they exist."""
+
+    name: str
+    model: str  # a local checkpoint dir, a hub id, or "tiny"
+    mode: Literal["full", "lora", "qlora"] = "full"
+    chat_template: str | None = None  # a .jinja file; None keeps the tokenizer's own template
+    eos_token: str | None = None  # the end-of-turn token the template closes assistant turns with
+    model_max_context: int | None = None  # the base's declared context (for hub ids; read from config.json when local)
+    max_position_embeddings: int | None = None  # raise the context (Qwen2.5-Math 4k -> 32k as R1/open-r1 did)
+    rope_theta: float | None = None
+    max_length: int = 1024
+    overlong: Literal["drop", "truncate"] = "drop"
+    packing: bool = True
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 3.0
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    global_batch_size: int | None = None  # documents the intended global batch; checked against processes
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    bf16: bool = True
+    gradient_checkpointing: bool = True
+    attn_implementation: str = "sdpa"
+    distributed: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
+    accelerate_config: str | None = None  # students/accelerate/*.yaml for fsdp and deepspeed
+    num_processes: int | None = None
+    save_steps: int = 500
+    save_total_limit: int | None = 2
+    logging_steps: int = 10
+    report_to: str | list[str] = "none"
+    seed: int = 42
+    trust_remote_code: bool = False
+    tiny: TinySettings = field(default_factory=TinySettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    sources: list[str] = field(default_factory=list)  # where the numbers come from
+    path: str | None = None  # the recipe file (set by load_student_recipe)
+
+    def __post_init__(self) -> None:
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be at least 8, got {self.max_length}")
+        if self.distributed != "ddp" and not self.accelerate_config:
+            raise ValueError(f"distributed: {self.distributed} needs accelerate_config (students/accelerate/*.yaml)")
+        if self.bf16 and self.dtype == "float32" and self.mode != "qlora":
+            raise ValueError("bf16: true with dtype: float32; set dtype: bfloat16 or bf16: false")
+        context = self.declared_context()
+        if context is not None and self.max_length > context:
+            raise ValueError(
+                f"max_length {self.max_length} is above the model's context of {context} tokens"
+                + ("" if self.max_position_embeddings else "; raise it with max_position_embeddings/rope_theta")
+            )
+
+    def declared_context(self) -> int | None:
+        """The context the student will have: an override, the tiny size, or the base's declared context."""
+        if self.max_position_embeddings is not None:
+            return self.max_position_embeddings
+        if self.model == "tiny":
+            return self.tiny.max_positions
+        if self.model_max_context is not None:
+            return self.model_max_context
+        config = Path(self.resolve(self.model)) / "config.json"
+        if config.is_file():
+            data = json.loads(config.read_text(encoding="utf-8"))
+            text = data.get("text_config", data)
+            value = text.get("max_position_embeddings")
+            return int(value) if value is not None else None
+        return None
+
+    def resolve(self, value: str) -> str:
+        """A path from the recipe, relative to the recipe file's directory when it exists there."""
+        if self.path is None or Path(value).is_absolute():
+            return value
+        candidate = Path(self.path).parent / value
+        return str(candidate) if candidate.exists() else value
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge overrides (dicts merge key by key; `a.b` keys reach into groups) over a mapping."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if "." in key:
+            head, rest = key.split(".", 1)
+            out[head] = _merge(out.get(head) or {}, {rest: value})
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_student_recipe(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudentRecipe:
+    """Load and validate a student recipe; `overrides` (e.g. `{"learning_rate": 1e-4, "tiny.hidden_size": 32}`)
+    apply on top. Errors name the file and key."""
+    data = _merge(read_yaml(path), overrides or {})
+    if "path" in data:
+        raise ConfigError(f"{path}: key 'path' is set by the loader, not the recipe")
+    data["path"] = str(Path(path).resolve())
+    return from_mapping(StudentRecipe, data, str(path))
+
+
+def recipe_from_mapping(data: Mapping[str, Any], where: str = "<recipe>") -> StudentRecipe:
+    """Build a recipe from a mapping (a recipe already loaded and serialised, as the launcher passes it)."""
+    return from_mapping(StudentRecipe, dict(data), where)
