@@ -178,7 +178,7 @@ def repetition(config: RepetitionConfig | None = None) -> Filter:
     >>> f, P = repetition(), Problem("p", "1+1?")
     >>> loop = "Wait, let me recompute the sum of the first two terms again carefully. " * 30
     >>> f(Sample("p", 0, loop, "\\\\boxed{2}"), P)
-    'repeated 10-grams cover 1.00 of the words'
+    'repeated 20-grams cover 1.00 of the words'
     >>> f(Sample("p", 0, "We add one and one, which gives two.", "\\\\boxed{2}"), P) is None
     True
     """

@@ -57,8 +57,8 @@ class RepetitionConfig:
     """Looping text: too many tokens inside repeated word n-grams, or text that compresses too well."""
 
     enabled: bool = True
-    ngram: int = 10
-    max_duplicate_share: float = 0.5
+    ngram: int = 20  # long enough that LaTeX-heavy derivations (repeated \\cos\\left(...) spans) pass
+    max_duplicate_share: float = 0.6
     max_compression_ratio: float = 8.0
     min_words: int = 100  # shorter texts are not judged
 
@@ -107,6 +107,9 @@ class DecontaminationConfig:
     enabled: bool = True
     benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARKS))
     n: int = 8
+    # An n-gram found in at least this many benchmark problems is boilerplate ("where m and n are relatively
+    # prime positive integers"), not evidence of a copy; 0 counts every n-gram.
+    boilerplate: int = 3
 
 
 @dataclass
