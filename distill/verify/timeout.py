@@ -1,9 +1,11 @@
 """A time limit that works on the main thread (an interval timer) and off it (a forked helper).
 
 math-verify's own limit uses `signal.alarm`, which raises in non-main threads; we switch it off and
-bound each call ourselves. On the main thread (the CLI, pool workers) an ITIMER_REAL interrupts the
-call and any outer timer (pytest-timeout's, say) is restored afterwards. Off the main thread the
-call runs in a single forked helper process that is killed and replaced when it overruns.
+bound each call ourselves. On the main thread (the CLI, pool workers) a CPU-time timer
+(ITIMER_PROF) interrupts the call: CPU time, not wall time, so that a loaded machine does not turn
+slow-but-fine answers into timeouts, and it leaves SIGALRM (pytest-timeout's) alone; an outer
+profiling timer is restored afterwards. Off the main thread the call runs in a single forked helper
+process that is killed and replaced when it overruns (wall time there, with a margin).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise TimeLimit()
 
 
+WALL_FACTOR = 3.0
+"""Off the main thread the limit is wall time: this many times the CPU budget, for loaded machines."""
+
 _helper: concurrent.futures.ProcessPoolExecutor | None = None
 _helper_lock = threading.Lock()
 
@@ -49,17 +54,17 @@ def call_with_time_limit(seconds: float, fn: Callable[..., T], *args: Any) -> T:
 
 
 def _with_timer(seconds: float, fn: Callable[..., T], *args: Any) -> T:
-    previous_handler = signal.signal(signal.SIGALRM, _on_alarm)
-    previous_left, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous_handler = signal.signal(signal.SIGPROF, _on_alarm)
+    previous_left, _ = signal.setitimer(signal.ITIMER_PROF, seconds)
     started = time.monotonic()
     try:
         return fn(*args)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous_handler)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous_handler)
         if previous_left:
             # Give an outer timer back what it had left (at least a moment, so it still fires).
-            signal.setitimer(signal.ITIMER_REAL, max(previous_left - (time.monotonic() - started), 1e-3))
+            signal.setitimer(signal.ITIMER_PROF, max(previous_left - (time.monotonic() - started), 1e-3))
 
 
 def _in_helper(seconds: float, fn: Callable[..., T], *args: Any) -> T:
@@ -70,7 +75,7 @@ def _in_helper(seconds: float, fn: Callable[..., T], *args: Any) -> T:
         helper = _helper
     future = helper.submit(fn, *args)
     try:
-        return future.result(timeout=seconds)
+        return future.result(timeout=seconds * WALL_FACTOR)
     except concurrent.futures.TimeoutError:
         with _helper_lock:
             if _helper is helper:
