@@ -136,7 +136,7 @@ class OpenAIBackend:
             usage = data.get("usage") or {}
             texts = [self._text(c) for c in choices]
             total_chars = sum(len(t) + len(r or "") for t, r in texts) or 1
-            for position, (choice, (text, reasoning)) in enumerate(zip(choices, texts)):
+            for position, (choice, (text, reasoning)) in enumerate(zip(choices, texts, strict=True)):
                 tokens = usage.get("completion_tokens")
                 if tokens is not None and len(choices) > 1:
                     # Usage is per response; split it over the choices by length.
