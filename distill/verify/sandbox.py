@@ -89,6 +89,7 @@ class _Launcher:
     name: str
     network_isolated: bool
     drop_inside: bool  # the boot script drops root inside; else Popen drops it (no namespaces)
+    python: str = sys.executable
 
 
 _LAUNCHER: _Launcher | None = None
@@ -113,32 +114,14 @@ def _count_processes(uid: int) -> int:
     return count
 
 
-def _reachable(path: str, uid: int) -> bool:
-    """Whether `uid` (not root) may execute `path`: every directory on the way searchable, the file executable."""
-    real = os.path.realpath(path)
-    parts = real.split(os.sep)
-    for depth in range(1, len(parts) + 1):
-        part = os.sep.join(parts[:depth]) or os.sep
-        try:
-            st = os.stat(part)
-        except OSError:
-            return False
-        bit = 0o100 if st.st_uid == uid else 0o001
-        if not st.st_mode & bit:
-            return False
-    return True
-
-
-def sandbox_python() -> str:
-    """The interpreter programs run under: ours, unless the unprivileged user cannot reach it
-    (a venv under /root, say), then the system's python3."""
-    uid = _target_uid()
-    if uid < 0 or _reachable(sys.executable, uid):
-        return sys.executable
+def _interpreters() -> list[str]:
+    """Interpreters programs may run under: ours first, then the system's (an unprivileged user may not
+    reach a venv under /root, say). Programs under test only need the standard library."""
+    found = [sys.executable]
     for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
-        if os.path.exists(candidate) and _reachable(candidate, uid):
-            return candidate
-    return sys.executable
+        if os.path.exists(candidate) and os.path.realpath(candidate) not in map(os.path.realpath, found):
+            found.append(candidate)
+    return found
 
 
 def _prefix(launcher: _Launcher, scratch: str, env: dict[str, str]) -> list[str]:
@@ -159,11 +142,12 @@ def _prefix(launcher: _Launcher, scratch: str, env: dict[str, str]) -> list[str]
 
 def _candidates() -> list[_Launcher]:
     found = []
-    if shutil.which("bwrap"):
-        found.append(_Launcher("bwrap", True, True))
-    if shutil.which("unshare"):
-        found.append(_Launcher("unshare", True, True))
-    found.append(_Launcher("plain", False, False))
+    for python in _interpreters():
+        if shutil.which("bwrap"):
+            found.append(_Launcher("bwrap", True, True, python))
+        if shutil.which("unshare"):
+            found.append(_Launcher("unshare", True, True, python))
+    found += [_Launcher("plain", False, False, python) for python in _interpreters()]
     return found
 
 
@@ -176,7 +160,7 @@ def launcher() -> _Launcher:
             if result.returncode == 0 and result.stdout.strip() == "42":
                 _LAUNCHER = candidate
                 break
-            log.info("sandbox: %s does not work here: %s", candidate.name,
+            log.info("sandbox: %s with %s does not work here: %s", candidate.name, candidate.python,
                      result.error or result.stderr.strip()[-300:])
         else:
             raise RuntimeError("sandbox: cannot start a sandboxed Python at all")
@@ -190,7 +174,11 @@ def launcher() -> _Launcher:
 
 def run_python(source: str, stdin: str = "", limits: Limits | None = None) -> RunResult:
     """Run `source` as a Python program in the sandbox with `stdin` as its input."""
-    return _run(source, stdin, limits or Limits(), launcher())
+    try:
+        how = launcher()
+    except RuntimeError as err:
+        return RunResult(returncode=None, error=str(err))
+    return _run(source, stdin, limits or Limits(), how)
 
 
 def _set_limits(limits: Limits) -> None:
@@ -223,7 +211,7 @@ def _run(source: str, stdin: str, limits: Limits, how: _Launcher) -> RunResult:
                "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1"}
         counted = uid if uid >= 0 else os.getuid()
         nproc = _count_processes(counted) + limits.processes
-        boot = [sandbox_python(), "-I", "-c", _BOOT, str(uid if how.drop_inside else -1), str(nproc)]
+        boot = [how.python, "-I", "-c", _BOOT, str(uid if how.drop_inside else -1), str(nproc)]
         cmd = _prefix(how, scratch, env) + boot
         extra: dict[str, object] = {}
         if uid >= 0 and not how.drop_inside:
