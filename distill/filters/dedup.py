@@ -74,8 +74,9 @@ class NearDedup:
     True
     """
 
-    def __init__(self, num_perm: int = 128, threshold: float = 0.9, shingle: int = 5) -> None:
+    def __init__(self, num_perm: int = 128, threshold: float = 0.9, shingle: int = 5, scan_limit: int = 64) -> None:
         self.num_perm = num_perm
+        self.scan_limit = scan_limit
         self.threshold = threshold
         self.shingle = shingle
         self.reset()
@@ -88,7 +89,10 @@ class NearDedup:
 
     def __call__(self, key: str, text: str) -> str | None:
         minhash = self.signature(text)
-        for other in self.lsh.query(minhash):
+        # A few kept texts (one problem's samples) are compared one by one: exact MinHash estimates, none of
+        # the misses LSH banding has just above the threshold; many (global scope) go through the LSH index.
+        candidates = self.kept if len(self.kept) <= self.scan_limit else self.lsh.query(minhash)
+        for other in candidates:
             estimate = minhash.jaccard(self.kept[other])
             if estimate >= self.threshold:
                 return f"near duplicate of {other} (Jaccard ~{estimate:.2f} >= {self.threshold:g})"
