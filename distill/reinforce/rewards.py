@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from distill.records import Problem, Sample
-from distill.sampling.split import split_completion
-from distill.verify.extract import answer_part, extract_math_answer
+from distill.sampling import split_completion
+from distill.verify import answer_part, extract_math_answer, verify_sample, verify_samples
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +147,9 @@ class RewardSet:
         """1.0 verified correct, 0.0 wrong, None when the verifier cannot judge."""
         samples = self.samples(completions, problem_ids, completion_ids)
         if self.workers > 1 and any(self.problem(s.problem_id).kind == "code" for s in samples):
-            from distill.verify import verify_samples
-
-            judged = list(verify_samples(self.problems_by_id, samples, workers=self.workers))
+            judged = verify_samples(self.problems_by_id, samples, workers=self.workers, answer_format=self.answer_format)
             verdicts = [s.correct for s in judged]
         else:
-            from distill.verify import verify_sample
-
             verdicts = [
                 verify_sample(self.problem(s.problem_id), s, answer_format=self.answer_format).correct for s in samples
             ]
@@ -168,7 +164,9 @@ class RewardSet:
             if ok:
                 _, content, _ = split_completion(text)
                 answer = answer_part(content, self.answer_format)
-                ok = answer is not None and has_answer(self.problem(pid), answer)
+                # Inside <answer> tags the whole text is the answer; after </think> it must be readable.
+                tagged = self.answer_format == "answer_tags"
+                ok = bool(answer and answer.strip()) and (tagged or has_answer(self.problem(pid), answer))
             out.append(1.0 if ok else 0.0)
         return out
 
