@@ -92,17 +92,10 @@ def cons_equal(kind: str) -> AnswerEqual | None:
 
 
 def _verify(problems: list[Problem], samples: list[Sample], answer_format: str, workers: int | None) -> list[Sample]:
-    import inspect
-
     from distill.verify import verify_samples
 
     by_id = {p.id: p for p in problems}
-    kwargs: dict[str, Any] = {"workers": workers}
-    if "answer_format" in inspect.signature(verify_samples).parameters:
-        kwargs["answer_format"] = answer_format
-    elif answer_format != "after_think":
-        raise DistillError(f"answer_format {answer_format!r}: this version of distill.verify only reads answers after </think>")
-    return list(verify_samples(by_id, samples, **kwargs))
+    return list(verify_samples(by_id, samples, workers=workers, answer_format=answer_format))
 
 
 def _complete_samples(problems: list[Problem], samples: list[Sample], k: int, run_dir: Path) -> dict[str, list[Sample]]:
