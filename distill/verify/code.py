@@ -1,7 +1,8 @@
 """Code answers: the last fenced Python block, run against the problem's typed tests in the sandbox.
 
 Test types: `check` (HumanEval: test code defining `check`, called on the entry point), `asserts`
-(MBPP: setup code, then each assert on its own, the passed fraction recorded) and `stdio` (input and
+(MBPP: the program, then the setup code, which builds test fixtures from the program's classes,
+then each assert on its own, the passed fraction recorded) and `stdio` (input and
 expected output per case, each case a separate run with its own time limit, compared after
 whitespace normalisation). For `check` and `asserts` the harness reports through stdout lines that
 start with a random nonce read from stdin before the program runs, so a program that exits early
@@ -38,8 +39,8 @@ def _describe(err):
     return (type(err).__name__ + ": " + str(err))[:300]
 _ns = {{"__name__": "__solution__"}}
 try:
-    exec(compile(_SETUP, "setup.py", "exec"), _ns)
     exec(compile(_PROGRAM, "solution.py", "exec"), _ns)
+    exec(compile(_SETUP, "setup.py", "exec"), _ns)
 except BaseException as _err:
     _say(stage="program", status="memory" if isinstance(_err, MemoryError) else "runtime_error", error=_describe(_err))
     _os._exit(0)

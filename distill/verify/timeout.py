@@ -10,6 +10,7 @@ process that is killed and replaced when it overruns (wall time there, with a ma
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import multiprocessing
 import signal
@@ -65,6 +66,12 @@ def _with_timer(seconds: float, fn: Callable[..., T], *args: Any) -> T:
         if previous_left:
             # Give an outer timer back what it had left (at least a moment, so it still fires).
             signal.setitimer(signal.ITIMER_PROF, max(previous_left - (time.monotonic() - started), 1e-3))
+
+
+@atexit.register
+def _stop_helper() -> None:
+    if _helper is not None:
+        _helper.shutdown(wait=False, cancel_futures=True)
 
 
 def _in_helper(seconds: float, fn: Callable[..., T], *args: Any) -> T:
