@@ -137,6 +137,7 @@ def grpo_config(recipe: GRPORecipe, out_dir: Path, think_opened: bool, weights: 
         max_completion_length=g.max_completion_length,
         temperature=g.temperature,
         top_p=g.top_p,
+        generation_kwargs=g.generation_kwargs,
         loss_type=g.loss_type,
         scale_rewards=g.scale_rewards,
         mask_truncated_completions=g.mask_truncated_completions,

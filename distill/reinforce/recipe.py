@@ -85,6 +85,8 @@ class GRPOSettings:
     # "auto": vLLM when it is importable and a GPU is present, transformers otherwise.
     generation: Literal["auto", "vllm", "transformers"] = "auto"
     vllm_gpu_memory_utilization: float = 0.3
+    # Extra keyword arguments for generation (GenerationConfig or vLLM SamplingParams), e.g. sequence_bias.
+    generation_kwargs: dict[str, Any] | None = None
     log_completions: bool = False
     report_to: str = "none"
 
