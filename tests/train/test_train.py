@@ -1,0 +1,92 @@
+"""End to end on the tiny world: the loss falls, the checkpoint loads and generates, the outputs carry the
+template, R1's generation defaults and a card, and a stopped run resumes where it left off."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
+from typer.testing import CliRunner
+
+from distill.cli import app
+from distill.train import train
+
+
+def losses(out: Path) -> list[float]:
+    return [h["loss"] for h in json.loads((out / "train_metrics.json").read_text())["log_history"]]
+
+
+def test_tiny_student_learns_and_saves_a_usable_checkpoint(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path, fast) -> None:
+    out = train(tiny_recipe, toy_corpus, tmp_path / "run", max_steps=8, overrides=fast)
+    seen = losses(out)
+    assert len(seen) >= 6 and seen[-1] < seen[0] * 0.85
+
+    assert (out / "model.safetensors").is_file() and not (out / "pytorch_model.bin").exists()
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    generation = GenerationConfig.from_pretrained(out)
+    assert (generation.temperature, generation.top_p, generation.do_sample) == (0.6, 0.95, True)
+    assert generation.eos_token_id == tokenizer.eos_token_id == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert (out / "chat_template.jinja").read_text() == tokenizer.chat_template
+    assert "{% generation %}" in tokenizer.chat_template.replace("{%- generation -%}", "{% generation %}")
+
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Ann has 12 apples. How many apples does Ann have now?"}],
+        add_generation_prompt=True, return_tensors="pt", return_dict=True,
+    )
+    assert tokenizer.decode(prompt["input_ids"][0]).endswith("<|im_start|>assistant\n<think>\n")
+    torch.manual_seed(0)
+    generated = model.generate(**prompt, max_new_tokens=8)
+    assert generated.shape[1] > prompt["input_ids"].shape[1]
+
+    card = (out / "README.md").read_text()
+    assert "tiny" in card and "toy-gold" in card and str(toy_corpus) in card and "steps: 8" in card
+    report = json.loads((out / "data_report.json").read_text())
+    assert report["rows"] == 24 and report["overlong"] == 0
+    assert (out / "checkpoint-8").is_dir()
+
+
+def test_stopped_run_resumes_and_its_step_count_continues(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path, fast) -> None:
+    out = tmp_path / "run"
+    train(tiny_recipe, toy_corpus, out, max_steps=2, overrides=fast)
+    first = json.loads((out / "train_metrics.json").read_text())
+    assert first["global_step"] == 2 and first["resumed_from"] is None
+    weights = (out / "base" / "model.safetensors").read_bytes()
+
+    train(tiny_recipe, toy_corpus, out, max_steps=4, overrides=fast)
+    second = json.loads((out / "train_metrics.json").read_text())
+    assert second["resumed_from"].endswith("checkpoint-2")
+    assert second["global_step"] == 4
+    assert [h["step"] for h in second["log_history"]] == [1, 2, 3, 4]  # history carried over from the checkpoint
+    assert (out / "base" / "model.safetensors").read_bytes() == weights  # the same base, not a new random one
+
+
+def test_cli_train_reports_bad_input_in_one_line(tiny_recipe: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--student", str(tiny_recipe), "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    assert "no corpus" in str(result.exception)
+
+
+def test_cli_train_runs_with_overrides(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path) -> None:
+    args = ["train", "--student", str(tiny_recipe), "--data", str(toy_corpus), "--out", str(tmp_path / "o"),
+            "--max-steps", "1", "--set", "tiny.hidden_size=32", "--set", "max_length=256", "--set", "tiny.num_heads=2",
+            "--set", "tiny.num_kv_heads=1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["hidden_size"] == 32
+
+
+@pytest.mark.parametrize("distributed", ["fsdp", "deepspeed"])
+def test_fsdp_and_zero3_refuse_to_run_on_cpu(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path, distributed: str) -> None:
+    from distill.errors import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible; FSDP/ZeRO-3 may run here")
+    config = {"fsdp": "accelerate/fsdp.yaml", "deepspeed": "accelerate/zero3.yaml"}[distributed]
+    with pytest.raises(ConfigError, match="fall back to DDP"):
+        train(tiny_recipe, toy_corpus, tmp_path, overrides={"distributed": distributed, "accelerate_config": config})
+    assert not (tmp_path / "base").exists()  # refused before anything was written
