@@ -84,13 +84,16 @@ def compare(dirs: list[str | Path]) -> str:
 
 
 def rich_table(dirs: list[str | Path]) -> Any:
-    """The comparison as a `rich.table.Table` for the terminal."""
+    """The comparison as a `rich.table.Table` for the terminal: one column per benchmark, each cell
+    `pass@1 ± SE (cons@k)`, so that several benchmarks fit a terminal's width."""
     from rich.table import Table
 
     headers, rows = table(dirs)
-    result = Table(title="pass@1 ± SE and cons@k (%)")
-    for i, header in enumerate(headers):
-        result.add_column(header, justify="left" if i == 0 else "right")
+    result = Table(title="pass@1 ± SE (cons@k), in %")
+    result.add_column("model")
+    result.add_column("k", justify="right")
+    for header in headers[2::2]:
+        result.add_column(header.rsplit(" ", 1)[0], justify="right")
     for row in rows:
-        result.add_row(*row)
+        result.add_row(row[0], row[1], *(f"{p} ({c})" if p != "-" else "-" for p, c in zip(row[2::2], row[3::2], strict=True)))
     return result

@@ -124,3 +124,20 @@ def test_script_matches_the_references(scripted_server) -> None:
     counts = {tag: sum(a is not None and answers_equal(a, refs[tag]) for a in script)
               for tag, script in scripted_server.script.items()}
     assert counts == {"P1": 3, "P2": 1, "P3": 0, "P4": 4}
+
+
+def test_an_incomplete_run_is_refused_and_resumes(scripted_server, scripted_problems: Path, tmp_path: Path) -> None:
+    from distill.sampling import Budget
+
+    out = tmp_path / "eval"
+    profile = scripted_profile(scripted_server.url)
+    with pytest.raises(DistillError, match="of 4 samples .* run the same command again to resume"):
+        evaluate(profile=profile, benches=[str(scripted_problems)], k=4, out_dir=out, budget=Budget(max_samples=5))
+    assert not (out / "summary.json").exists()
+    kept = {s.key for s in read_samples(out / "scripted" / "run")}
+    assert 5 <= len(kept) < 16
+    summary = evaluate(profile=profile, benches=[str(scripted_problems)], k=4, out_dir=out)
+    keys = [s.key for s in read_samples(out / "scripted" / "run")]
+    assert len(keys) == len(set(keys)) == 16 and kept <= set(keys)
+    _, samples = read_results(out, "scripted")
+    assert summary["benchmarks"]["scripted"]["pass@1"] == sum(s["correct"] is True for s in samples) / 16
