@@ -134,7 +134,21 @@ def load_profile(path: str | Path, overrides: dict[str, Any] | None = None) -> T
                           "variable with api.api_key_env instead")
     data.setdefault("name", path.stem)
     data["root"] = str(path.resolve().parent)
+    for key in ("model", "tokenizer"):
+        if isinstance(data.get(key), str):
+            data[key] = _local_path(data[key], path.resolve().parent)
     return from_mapping(TeacherProfile, data, str(path))
+
+
+def _local_path(value: str, root: Path) -> str:
+    """A relative local path in a profile, found from the working directory, the profile's folder or
+    the folder above it (repository-relative paths such as `teachers/tiny`); hub ids stay as they are."""
+    if Path(value).is_absolute():
+        return value
+    for base in (Path.cwd(), root, root.parent):
+        if (base / value).exists():
+            return str((base / value).resolve())
+    return value
 
 
 def profile_for_model(path: str, backend: str = "transformers", base_url: str | None = None) -> TeacherProfile:
