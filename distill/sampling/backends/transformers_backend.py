@@ -37,11 +37,13 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, profile: TeacherProfile, model: Any = None, tokenizer: Any = None) -> None:
+    def __init__(self, profile: TeacherProfile, model: Any = None, tokenizer: Any = None,
+                 logits_processor: Any = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM
 
         self.profile = profile
+        self.logits_processor = logits_processor  # extra processors (benchmarks shape lengths with one)
         self.batch_size = profile.local.batch_size
         self.sort_by_length = profile.local.sort_by_length
         if model is None and not Path(profile.model).exists():
@@ -94,7 +96,9 @@ class TransformersBackend:
             pad_token_id=pad,
             stop_strings=config.stop or None,
         )
-        extra = {"tokenizer": self.tokenizer} if config.stop else {}
+        extra: dict[str, Any] = {"tokenizer": self.tokenizer} if config.stop else {}
+        if self.logits_processor is not None:
+            extra["logits_processor"] = self.logits_processor
         device = self.model.device
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
