@@ -91,16 +91,31 @@ class NearDedup:
         minhash = self.signature(text)
         # A few kept texts (one problem's samples) are compared one by one: exact MinHash estimates, none of
         # the misses LSH banding has just above the threshold; many (global scope) go through the LSH index.
-        candidates = self.kept if len(self.kept) <= self.scan_limit else self.lsh.query(minhash)
+        candidates = self.kept if self.lsh is None else self.lsh.query(minhash)
         for other in candidates:
             estimate = minhash.jaccard(self.kept[other])
             if estimate >= self.threshold:
                 return f"near duplicate of {other} (Jaccard ~{estimate:.2f} >= {self.threshold:g})"
-        self.lsh.insert(key, minhash)
         self.kept[key] = minhash
+        if self.lsh is not None:
+            self.lsh.insert(key, minhash)
+        elif len(self.kept) > self.scan_limit:
+            self.lsh = self._new_lsh()
+            for name, kept in self.kept.items():
+                self.lsh.insert(name, kept)
         return None
+
+    def _new_lsh(self) -> MinHashLSH:
+        # datasketch picks the band layout by numerical integration (~0.3 s): do it once per setting.
+        params = _LSH_PARAMS.get((self.threshold, self.num_perm))
+        lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, params=params)
+        _LSH_PARAMS[(self.threshold, self.num_perm)] = (lsh.b, lsh.r)
+        return lsh
 
     def reset(self) -> None:
         """Forget everything (called between problems when the scope is one problem)."""
-        self.lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
+        self.lsh: MinHashLSH | None = None
         self.kept: dict[str, MinHash] = {}
+
+
+_LSH_PARAMS: dict[tuple[float, int], tuple[int, int]] = {}
