@@ -59,6 +59,10 @@ def verify_stream(problems_by_id: Mapping[str, Problem], samples: Iterable[Sampl
         for sample in checked(samples):
             yield sample, verify_sample(problems_by_id[sample.problem_id], sample, answer_format)
         return
+    if any(p.kind == "code" for p in problems_by_id.values()):
+        from distill.verify.sandbox import launcher
+
+        launcher()  # probe the sandbox once here (and warn once), not in every worker
     # Workers are forked after these are set, so they inherit the problems without pickling them.
     _PROBLEMS, _FORMAT = problems_by_id, answer_format
     window = window or 4 * workers

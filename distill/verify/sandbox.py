@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 NOBODY = 65534
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
-# Runs inside the sandbox as root (or the user) and hands over to the program: drop to the
+# Used inside the sandbox when we are root and setpriv (util-linux) is missing: drop to the
 # unprivileged user, cap the process count for that user, then exec a clean interpreter.
 _BOOT = """
 import os, resource, sys
@@ -93,6 +93,7 @@ class _Launcher:
 
 
 _LAUNCHER: _Launcher | None = None
+_LAUNCH_ERRORS = ("bwrap:", "setpriv:", "unshare:", "sandbox:")
 _WARNED = False
 
 
@@ -156,8 +157,9 @@ def launcher() -> _Launcher:
     global _LAUNCHER, _WARNED
     if _LAUNCHER is None:
         for candidate in _candidates():
-            result = _run("print(6 * 7)", "", Limits(timeout=20), candidate)
-            if result.returncode == 0 and result.stdout.strip() == "42":
+            result = _run("import os\nprint(6 * 7, os.getuid())", "", Limits(timeout=20), candidate)
+            expected_uid = _target_uid() if _target_uid() >= 0 else os.getuid()
+            if result.returncode == 0 and result.stdout.split() == ["42", str(expected_uid)]:
                 _LAUNCHER = candidate
                 break
             log.info("sandbox: %s with %s does not work here: %s", candidate.name, candidate.python,
@@ -181,7 +183,9 @@ def run_python(source: str, stdin: str = "", limits: Limits | None = None) -> Ru
     return _run(source, stdin, limits or Limits(), how)
 
 
-def _set_limits(limits: Limits) -> None:
+def _set_limits(limits: Limits, nproc: int) -> None:
+    # RLIMIT_NPROC does not bind root (the sandbox launcher); it binds once the program runs as nobody.
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     cpu = int(limits.timeout) + 1
     memory = limits.memory_mb << 20
     size = limits.file_size_mb << 20
@@ -211,17 +215,24 @@ def _run(source: str, stdin: str, limits: Limits, how: _Launcher) -> RunResult:
                "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1"}
         counted = uid if uid >= 0 else os.getuid()
         nproc = _count_processes(counted) + limits.processes
-        boot = [how.python, "-I", "-c", _BOOT, str(uid if how.drop_inside else -1), str(nproc)]
-        cmd = _prefix(how, scratch, env) + boot
+        program = [how.python, "-I", "-B", "main.py"]
+        if uid >= 0 and how.drop_inside:
+            # The namespaces need root to set up; the program itself runs as the unprivileged user.
+            setpriv = shutil.which("setpriv")
+            if setpriv:
+                program = [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"] + program
+            else:
+                program = [how.python, "-I", "-S", "-c", _BOOT, str(uid), str(nproc)]
+        cmd = _prefix(how, scratch, env) + program
         extra: dict[str, object] = {}
         if uid >= 0 and not how.drop_inside:
             extra = {"user": uid, "group": uid, "extra_groups": []}
-        return _supervise(cmd, scratch, env, limits, how, extra)
+        return _supervise(cmd, scratch, env, limits, nproc, how, extra)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _supervise(cmd: list[str], scratch: str, env: dict[str, str], limits: Limits, how: _Launcher,
+def _supervise(cmd: list[str], scratch: str, env: dict[str, str], limits: Limits, nproc: int, how: _Launcher,
                extra: dict[str, object]) -> RunResult:
     start = time.monotonic()
     result = RunResult(returncode=None, network_isolated=how.network_isolated, launcher=how.name)
@@ -229,7 +240,7 @@ def _supervise(cmd: list[str], scratch: str, env: dict[str, str], limits: Limits
         with open(os.path.join(scratch, "stdin.txt"), "rb") as stdin:
             proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=scratch,
                                     env=env, start_new_session=True, close_fds=True,
-                                    preexec_fn=lambda: _set_limits(limits), **extra)  # type: ignore[arg-type]
+                                    preexec_fn=lambda: _set_limits(limits, nproc), **extra)  # type: ignore[arg-type]
     except OSError as err:
         result.error = f"could not start the sandbox: {err}"
         return result
@@ -272,8 +283,6 @@ def _supervise(cmd: list[str], scratch: str, env: dict[str, str], limits: Limits
     result.returncode = proc.returncode
     result.stdout = bytes(buffers[proc.stdout]).decode("utf-8", "replace")
     result.stderr = bytes(buffers[proc.stderr]).decode("utf-8", "replace")
-    if proc.returncode in (1, 255) and not result.timed_out and "sandbox:" in result.stderr[:200]:
-        result.error = result.stderr.strip()
-    elif how.name == "bwrap" and proc.returncode == 1 and result.stderr.startswith("bwrap:"):
-        result.error = result.stderr.strip()
+    if proc.returncode and not result.timed_out and result.stderr.startswith(_LAUNCH_ERRORS):
+        result.error = result.stderr.strip()[:500]
     return result
