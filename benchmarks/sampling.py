@@ -112,12 +112,17 @@ def main() -> None:
     base, grouped = (results[k][1] / results[k][0] for k in ("input order", "grouped by length"))
     print(f"ratio grouped/input order: {grouped / base:.2f}x (target >= 1.3x)")
 
-    alone, _ = timed_stream(True)
-    with tempfile.TemporaryDirectory() as tmp:
-        t, _ = teacher(True)
-        start = time.perf_counter()
-        summary = generate_run(problems, dataclasses.replace(t.profile), config, f"{tmp}/run", teacher=t, progress=False)
-        stored = time.perf_counter() - start
+    # Alternate the two, twice, and keep each one's best time: on a shared machine the noise between
+    # two runs is larger than the store's cost.
+    alone_times, stored_times = [], []
+    for _ in range(2):
+        alone_times.append(timed_stream(True)[0])
+        with tempfile.TemporaryDirectory() as tmp:
+            t, _ = teacher(True)
+            start = time.perf_counter()
+            summary = generate_run(problems, dataclasses.replace(t.profile), config, f"{tmp}/run", teacher=t, progress=False)
+            stored_times.append(time.perf_counter() - start)
+    alone, stored = min(alone_times), min(stored_times)
     print(f"store: backend alone {alone:.2f} s, generate_run with the store {stored:.2f} s "
           f"({summary['samples']} samples): overhead {100 * (stored / alone - 1):+.1f} % (target <= 10 %)")
     print(f"settings: {args.problems} problems, batch {args.batch_size}, max {args.max_new_tokens} new tokens, "
