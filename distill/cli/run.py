@@ -6,9 +6,16 @@ from typing import Annotated
 
 import typer
 
-from distill.cli.common import not_built
 
-
-def command(recipe: Annotated[str, typer.Argument(help="A pipeline recipe, recipes/X.yaml.")]) -> None:
+def command(
+    recipe: Annotated[str, typer.Argument(help="A pipeline recipe, recipes/X.yaml.")],
+    run_dir: Annotated[str | None, typer.Option(help="The run directory (default: the recipe's, else runs/NAME).")] = None,
+) -> None:
     """Run every stage of a recipe, skipping what is complete and resuming what is partial."""
-    not_built("run", 8)
+    from distill.pipeline import load_recipe, run_pipeline
+
+    result = run_pipeline(load_recipe(recipe, run_dir))
+    if result["skipped"]:
+        typer.echo(f"skipped (complete): {', '.join(result['skipped'])}")
+    typer.echo(result["table"])
+    typer.echo(f"run directory: {result['run_dir']} (table in results.md)")

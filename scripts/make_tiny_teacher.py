@@ -1,0 +1,98 @@
+"""Train the tiny world's bundled teacher (teachers/tiny/) from gold R1-format traces.
+
+    python scripts/make_tiny_teacher.py [--out teachers/tiny] [--n 8000] [--seed 1000] [--eval-n 300]
+
+The corpus is `--n` toy problems (seed `--seed`, difficulty 1-2) with their gold traces, prompted
+exactly as the sampling engine prompts the teacher (teachers/tiny.yaml); training is the project's own
+`distill.train.train` with students/tiny-teacher.yaml (one epoch, deterministic by seed on one thread).
+The final model, tokenizer, chat template and generation config are copied into `--out` (checkpoints
+and logs stay in the work directory), then the teacher is evaluated on `--eval-n` held-out problems
+with R1 sampling (temperature 0.6, top-p 0.95), one sample each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from distill.jsonl import write_jsonl
+from distill.sampling import build_prompt, load_profile
+from distill.toy.problems import generate
+
+REPO = Path(__file__).resolve().parent.parent
+KEEP = ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+        "chat_template.jinja", "special_tokens_map.json")
+HELDOUT_SEED = 999  # the quickstart's held-out seed is different again (recipes/quickstart.yaml)
+
+
+def write_corpus(path: Path, n: int, seed: int, difficulty: tuple[int, int]) -> None:
+    """Gold traces as a TRL conversational corpus, prompted as the teacher will be prompted."""
+    profile = load_profile(REPO / "teachers" / "tiny.yaml")
+    rows = ({"messages": [*build_prompt(problem, profile), {"role": "assistant", "content": gold}],
+             "problem_id": problem.id}
+            for problem, gold in generate(n, seed=seed, difficulty=difficulty))
+    write_jsonl(path / "corpus.jsonl", rows)
+
+
+def copy_model(work: Path, out: Path) -> None:
+    """The files `from_pretrained(out)` needs, and nothing else (the checkpoint is committed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in KEEP:
+        if (work / name).is_file():
+            shutil.copy2(work / name, out / name)
+
+
+def evaluate_teacher(out: Path, n: int, difficulty: tuple[int, int]) -> dict:
+    """pass@1 of the teacher on `n` held-out toy problems with R1 sampling, per difficulty too."""
+    from distill.sampling import build_teacher
+    from distill.verify import verify_sample
+
+    profile = load_profile(REPO / "teachers" / "tiny.yaml", {"model": str(out)})
+    problems = [p for p, _ in generate(n, seed=HELDOUT_SEED, difficulty=difficulty)]
+    samples = build_teacher(profile).generate(problems, profile.sampling.replace(n=1, seed=0))
+    by_difficulty: dict[int, list[bool]] = {}
+    for problem, sample in zip(problems, samples, strict=True):
+        correct = verify_sample(problem, sample).correct is True
+        by_difficulty.setdefault(problem.meta["difficulty"], []).append(correct)
+    flat = [c for v in by_difficulty.values() for c in v]
+    return {"pass@1": sum(flat) / len(flat), "n": len(flat),
+            **{f"difficulty {d}": round(sum(v) / len(v), 3) for d, v in sorted(by_difficulty.items())}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(REPO / "teachers" / "tiny"))
+    parser.add_argument("--recipe", default=str(REPO / "students" / "tiny-teacher.yaml"))
+    parser.add_argument("--n", type=int, default=8000, help="training problems (one gold trace each)")
+    parser.add_argument("--seed", type=int, default=1000, help="seed of the training problems")
+    parser.add_argument("--difficulty", type=int, nargs=2, default=(1, 2))
+    parser.add_argument("--work", default=None, help="work directory (default: a temporary one)")
+    parser.add_argument("--eval-n", type=int, default=300, help="held-out problems to measure (0: skip)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+
+    from distill.train import train
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="tiny-teacher-"))
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    difficulty = (args.difficulty[0], args.difficulty[1])
+    write_corpus(data, args.n, args.seed, difficulty)
+    start = time.monotonic()
+    train(args.recipe, data, work / "model")
+    logging.info("trained in %.0f s (%d threads)", time.monotonic() - start, args.threads)
+    copy_model(work / "model", Path(args.out))
+    if args.eval_n:
+        logging.info("held-out accuracy: %s", evaluate_teacher(Path(args.out), args.eval_n, difficulty))
+
+
+if __name__ == "__main__":
+    main()

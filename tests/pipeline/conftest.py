@@ -1,0 +1,59 @@
+"""A tiny pipeline run shared by the pipeline and notebook tests: the bundled teacher and base student,
+a handful of problems, two training steps; interrupted once during evaluation and resumed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_recipe(tmp: Path, **changes: object) -> Path:
+    """A pipeline recipe small enough for the tests (a few seconds a stage on one core)."""
+    data = {
+        "name": "tiny-test",
+        "run_dir": str(tmp / "run"),
+        "train_problems": {"toy_n": 6, "toy_seed": 7, "difficulty": [1, 1]},
+        "heldout": {"toy_n": 4, "toy_seed": 8, "difficulty": [1, 1]},
+        "sample": {"teacher": str(REPO / "teachers" / "tiny.yaml"), "n": 2, "max_new_tokens": 96},
+        "filters": {"set": ["decontamination.enabled=false"]},
+        "train": {"student": str(REPO / "students" / "tiny-student.yaml"), "max_steps": 2,
+                  "overrides": {"save_steps": 1, "logging_steps": 1}},
+        "eval": {"k": 1, "max_new_tokens": 96},
+    }
+    data.update(changes)
+    path = tmp / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def interrupted_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run the tiny pipeline, crash it in the middle of evaluation, then resume it."""
+    import torch
+
+    import distill.pipeline as pipeline
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("pipeline")
+    recipe_path = tiny_recipe(tmp)
+    real_evaluate = pipeline._evaluate
+
+    def crashing(name: str, *args: object, **kwargs: object) -> None:
+        if name == "filtered":
+            raise KeyboardInterrupt("killed during the evaluation of the filtered student")
+        real_evaluate(name, *args, **kwargs)
+
+    pipeline._evaluate = crashing
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.run_pipeline(pipeline.load_recipe(recipe_path))
+    finally:
+        pipeline._evaluate = real_evaluate
+    run_dir = tmp / "run"
+    before = {p.relative_to(run_dir): p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    resumed = pipeline.run_pipeline(pipeline.load_recipe(recipe_path))
+    return {"tmp": tmp, "recipe": recipe_path, "run_dir": run_dir, "before": before, "resumed": resumed}
