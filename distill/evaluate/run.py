@@ -18,6 +18,7 @@ profile says so, k samples per problem. pass@1 in the summary is the mean of the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,7 +29,14 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.evaluate.benches import bench_name, load_bench
-from distill.evaluate.metrics import AnswerEqual, aggregate, k_values, problem_result, string_equal
+from distill.evaluate.metrics import (
+    AnswerEqual,
+    aggregate,
+    k_values,
+    problem_result,
+    string_equal,
+    with_number_fast_path,
+)
 from distill.jsonl import write_jsonl
 from distill.records import Problem, Sample
 
@@ -45,7 +53,12 @@ def build_profile(model: str | None = None, teacher: str | None = None, backend:
     if (model is None) == (teacher is None):
         raise DistillError("eval: give exactly one of --model PATH or --teacher teachers/X.yaml")
     if teacher is not None:
-        return load_profile(teacher)
+        profile = load_profile(teacher)
+        # A local model named relative to the profile's folder is found from any working directory.
+        local = profile.resolve(profile.model)
+        if profile.backend != "openai" and local.exists():
+            profile = dataclasses.replace(profile, model=str(local.resolve()))
+        return profile
     assert model is not None
     return profile_for_model(model, backend=backend, base_url=base_url)
 
@@ -85,7 +98,7 @@ def cons_equal(kind: str) -> AnswerEqual | None:
     if kind == "math":
         from distill.verify import answers_equal
 
-        return answers_equal
+        return with_number_fast_path(answers_equal)
     if kind in ("choice", "exact"):
         return string_equal
     return None
@@ -136,12 +149,13 @@ def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: i
     for sample in verified:
         by_id[sample.problem_id].append(sample)
     ks = k_values(k)
-    cache_by_kind: dict[str, AnswerEqual | None] = {}
+    equal_by_kind: dict[str, AnswerEqual | None] = {}
+    caches: dict[str, dict[tuple[str, str], bool]] = defaultdict(dict)
     rows = []
     for problem in problems:
-        if problem.kind not in cache_by_kind:
-            cache_by_kind[problem.kind] = cons_equal(problem.kind)
-        row = problem_result(problem.id, by_id[problem.id], ks, cache_by_kind[problem.kind])
+        if problem.kind not in equal_by_kind:
+            equal_by_kind[problem.kind] = cons_equal(problem.kind)
+        row = problem_result(problem.id, by_id[problem.id], ks, equal_by_kind[problem.kind], caches[problem.kind])
         rows.append({**row, "kind": problem.kind, "reference": problem.answer if problem.kind != "code" else None})
     write_jsonl(bench_dir / "samples.jsonl", verified)
     write_jsonl(bench_dir / "problems.jsonl", rows)

@@ -36,7 +36,7 @@ def scripted_profile(base_url: str) -> TeacherProfile:
 def test_scripted_server_gives_the_exact_numbers(scripted_server, scripted_problems: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     summary = evaluate(profile=scripted_profile(scripted_server.url), benches=[str(scripted_problems)], k=4,
-                       out_dir=out, max_new_tokens=64)
+                       out_dir=out, max_new_tokens=64, workers=1)
     result = summary["benchmarks"]["scripted"]
     # Per problem correct: p1 3/4, p2 1/4, p3 0/4, p4 4/4 (see conftest.SCRIPT).
     assert result["pass@1"] == pytest.approx((3 + 1 + 0 + 4) / 16)

@@ -120,3 +120,24 @@ def test_problem_and_benchmark_numbers() -> None:
     assert summary["unjudged"] == 1
     code = problem_result("a", a, [1], None)
     assert code["cons_correct"] is None and aggregate([code], a, k=4)["cons@k"] is None
+
+
+def test_number_fast_path_agrees_with_math_verify() -> None:
+    from distill.evaluate.metrics import with_number_fast_path
+    from distill.verify import answers_equal
+
+    fast = with_number_fast_path(answers_equal)
+    pairs = [("3", "3.0"), ("-2", "-2.00"), ("12", "13"), ("0.5", "0.50"), ("100", "10"), ("+4", "4"),
+             ("0.5", "\\frac{1}{2}"), ("1/2", "0.5"), ("x+1", "1+x"), ("7", "\\sqrt{49}")]
+    assert [fast(a, b) for a, b in pairs] == [answers_equal(a, b) for a, b in pairs]
+    assert [fast(a, b) for a, b in pairs] == [True, True, False, True, False, True, True, True, True, True]
+
+
+def test_cons_vote_with_math_equivalence() -> None:
+    from distill.evaluate.run import cons_equal
+
+    samples = [sample(0, "7", False), sample(1, "\\frac{1}{2}", True), sample(2, "7", False),
+               sample(3, "0.5", True), sample(4, "1/2", True)]
+    vote = majority_vote(samples, cons_equal("math"))
+    assert (vote.answer, vote.votes, vote.correct) == ("\\frac{1}{2}", 3, True)
+    assert cons_equal("code") is None
