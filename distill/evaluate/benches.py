@@ -27,9 +27,14 @@ log = logging.getLogger(__name__)
 LETTERS = "ABCD"
 GPQA_COLUMNS = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 LCB_COLUMNS = ("question_content", "public_test_cases")
+# Hub sources: GPQA is gated (accept its terms and log in); LiveCodeBench's loading script is gone,
+# so its release files are read as JSON (all releases: several GB; pass one downloaded file instead
+# to evaluate a single release).
+LCB_FILES = [f"hf://datasets/livecodebench/code_generation_lite/{name}.jsonl"
+             for name in ("test", "test2", "test3", "test4", "test5", "test6")]
 HUB = {
-    "gpqa-diamond": ("Idavidrein/gpqa", "gpqa_diamond", "train"),
-    "livecodebench": ("livecodebench/code_generation_lite", None, "test"),
+    "gpqa-diamond": ("Idavidrein/gpqa", "gpqa_diamond"),
+    "livecodebench": ("json", LCB_FILES),
 }
 
 # The prompt of OpenAI's simple-evals for GPQA, which the R1 report follows.
@@ -158,11 +163,14 @@ def _hub_rows(name: str) -> Iterator[tuple[int, dict[str, Any]]]:
         raise RecordError(f"{name}: the Hugging Face hub is offline; pass a local file in the dataset's layout")
     import datasets
 
-    repo, config, split = HUB[name]
+    repo, config = HUB[name]
     try:
-        loaded = datasets.load_dataset(repo, config, split=split) if config else datasets.load_dataset(repo, split=split)
+        if repo == "json":
+            loaded = datasets.load_dataset("json", data_files=config, split="train")
+        else:
+            loaded = datasets.load_dataset(repo, config, split="train")
     except Exception as err:  # the hub client raises many types for "cannot reach the hub" or "gated"
-        raise RecordError(f"{name}: loading {repo} from the hub failed: {type(err).__name__}: "
+        raise RecordError(f"{name}: loading it from the hub failed (offline, or a gated dataset?): {type(err).__name__}: "
                           f"{str(err).splitlines()[0] if str(err) else ''}") from err
     for number, row in enumerate(loaded, start=1):
         yield number, dict(row)
