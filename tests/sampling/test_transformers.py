@@ -69,6 +69,7 @@ def test_prompt_opens_the_think_block_as_the_profile_says(tiny_teacher, toy_toke
     assert render_prompt(messages, toy_tokenizer, closed).endswith("<|im_start|>assistant\n")
 
 
+@pytest.mark.slow
 def test_kill_minus_9_then_restart_gives_every_key_exactly_once(tmp_path, tiny_model_dir):
     problems_file = tmp_path / "problems.jsonl"
     problems = toy(60)
