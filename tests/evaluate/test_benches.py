@@ -66,3 +66,19 @@ def test_shipped_names_and_plain_files(toy_problems_file: Path) -> None:
     assert len(toy) == 20 and toy[0].kind == "math"
     assert bench_name(str(toy_problems_file)) == "problems"
     assert bench_name("livecodebench") == "livecodebench"
+
+
+def test_loaded_gpqa_and_livecodebench_problems_verify() -> None:
+    """The mapped problems are what the choice and code verifiers expect."""
+    from distill.records import Sample
+    from distill.verify import verify_sample
+
+    gpqa = load_bench(str(ASSETS / "gpqa_diamond.csv"))[0]
+    wrong = "ABCD"[("ABCD".index(gpqa.answer) + 1) % 4]
+    assert verify_sample(gpqa, Sample(gpqa.id, 0, "hmm", f"Answer: {gpqa.answer}")).correct is True
+    assert verify_sample(gpqa, Sample(gpqa.id, 1, "hmm", f"Answer: {wrong}")).correct is False
+    lcb = load_bench(str(ASSETS / "livecodebench.jsonl"))[0]
+    right = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+    wrong_code = "```python\na, b = map(int, input().split())\nprint(a - b)\n```"
+    assert verify_sample(lcb, Sample(lcb.id, 0, "hmm", right)).correct is True
+    assert verify_sample(lcb, Sample(lcb.id, 1, "hmm", wrong_code)).correct is False
