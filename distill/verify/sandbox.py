@@ -93,6 +93,7 @@ class _Launcher:
 
 
 _LAUNCHER: _Launcher | None = None
+_NO_LAUNCHER: str | None = None  # why no way of starting a sandbox works (probed once, not per run)
 _LAUNCH_ERRORS = ("bwrap:", "setpriv:", "unshare:", "sandbox:")
 _WARNED = False
 
@@ -154,7 +155,9 @@ def _candidates() -> list[_Launcher]:
 
 def launcher() -> _Launcher:
     """The first way of starting a sandbox that works here (probed once per process)."""
-    global _LAUNCHER, _WARNED
+    global _LAUNCHER, _WARNED, _NO_LAUNCHER
+    if _NO_LAUNCHER is not None:
+        raise RuntimeError(_NO_LAUNCHER)
     if _LAUNCHER is None:
         for candidate in _candidates():
             result = _run("import os\nprint(6 * 7, os.getuid())", "", Limits(timeout=20), candidate)
@@ -165,7 +168,8 @@ def launcher() -> _Launcher:
             log.info("sandbox: %s with %s does not work here: %s", candidate.name, candidate.python,
                      result.error or result.stderr.strip()[-300:])
         else:
-            raise RuntimeError("sandbox: cannot start a sandboxed Python at all")
+            _NO_LAUNCHER = "sandbox: cannot start a sandboxed Python at all (see the log for each way tried)"
+            raise RuntimeError(_NO_LAUNCHER)
         if not _LAUNCHER.network_isolated and not _WARNED:
             _WARNED = True
             log.warning("SANDBOX HAS NO NETWORK ISOLATION: neither bubblewrap nor `unshare --net` works here; "

@@ -104,3 +104,23 @@ def test_a_failed_sandbox_is_a_sandbox_error_not_a_wrong_answer(monkeypatch: pyt
                                                               "setup": "", "entry_point": "f"})
     verdict = verify_code(problem, Sample("c", 0, "", "```python\ndef f():\n    return 1\n```"))
     assert verdict.correct is None and verdict.reason == "sandbox_error"
+
+
+def test_without_namespaces_the_verdict_says_so(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from distill.records import Problem, Sample
+    from distill.verify.code import verify_code
+
+    real_which = shutil.which
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None if name in ("bwrap", "unshare") else real_which(name))
+    monkeypatch.setattr(sandbox, "_LAUNCHER", None)
+    monkeypatch.setattr(sandbox, "_WARNED", False)
+    problem = Problem(id="c", prompt="f", kind="code", tests={"type": "asserts", "asserts": ["assert f() == 1"],
+                                                              "setup": "", "entry_point": "f"})
+    with caplog.at_level("WARNING", logger="distill.verify.sandbox"):
+        verdict = verify_code(problem, Sample("c", 0, "", "```python\nimport os\ndef f():\n    return 1\n```"))
+    assert verdict.correct is True
+    assert verdict.details["network_isolated"] is False and verdict.details["sandbox"] == "plain"
+    assert "NO NETWORK ISOLATION" in caplog.text
+    if os.geteuid() == 0:
+        result = sandbox.run_python("import os\nprint(os.getuid())")
+        assert result.stdout.strip() == str(sandbox.NOBODY)  # still not root
