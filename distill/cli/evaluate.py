@@ -48,13 +48,15 @@ def compare_command(
     """Print a table comparing several evaluations (and save it as Markdown with --out)."""
     from rich.console import Console
 
-    from distill.evaluate.compare import compare, rich_table
+    from distill.evaluate.compare import compare, details, rich_table
 
     Console().print(rich_table(list(runs)))
     if out is not None:
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(compare(list(runs)) + "\n", encoding="utf-8")
+        text = f"{compare(list(runs))}\n\npass@1 ± SE, its 95 % bootstrap interval over problems, pass@k, cons@k and " \
+               f"the truncation rate in %; mean completion tokens.\n\n{details(list(runs))}\n"
+        path.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {path}")
     if plots:
         from distill.evaluate.plots import plot_all

@@ -83,6 +83,31 @@ def compare(dirs: list[str | Path]) -> str:
     return markdown(headers, rows)
 
 
+def details(dirs: list[str | Path]) -> str:
+    """A Markdown table with one row per model and benchmark: pass@1 with its 95 % bootstrap interval,
+    pass@k' for every k' measured, cons@k, mean completion tokens and the truncation rate."""
+    summaries = [load_summary(d) for d in dirs]
+    ks = sorted({int(k) for s in summaries for r in s["benchmarks"].values() for k in r.get("pass@k", {})})
+    headers = ["benchmark", "model", "pass@1 ± SE", "95 % CI", *(f"pass@{k}" for k in ks), "cons@k", "mean tokens",
+               "truncated"]
+    benches: list[str] = []
+    for summary in summaries:
+        benches.extend(b for b in summary["benchmarks"] if b not in benches)
+    rows: list[list[str]] = []
+    for bench in benches:
+        for directory, summary in zip(dirs, summaries, strict=True):
+            result = summary["benchmarks"].get(bench)
+            if result is None:
+                continue
+            low, high = result.get("pass@1_ci95") or (None, None)
+            tokens = result.get("mean_completion_tokens")
+            rows.append([bench, str(summary.get("model") or Path(directory).name), cell(result)[0],
+                         "-" if low is None or high is None else f"{_percent(low)}-{_percent(high)}", *(_percent(result.get("pass@k", {}).get(str(k))) for k in ks),
+                         _percent(result.get("cons@k")), "-" if tokens is None else f"{tokens:.0f}",
+                         _percent(result.get("truncation_rate"))])
+    return markdown(headers, rows)
+
+
 def rich_table(dirs: list[str | Path]) -> Any:
     """The comparison as a `rich.table.Table` for the terminal: one column per benchmark, each cell
     `pass@1 ± SE (cons@k)`, so that several benchmarks fit a terminal's width."""

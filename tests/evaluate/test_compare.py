@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from distill.errors import DistillError
-from distill.evaluate.compare import compare, table
+from distill.evaluate.compare import compare, details, table
 from distill.evaluate.plots import plot_all
 
 
@@ -36,6 +36,12 @@ def test_table_has_a_row_per_model_and_cells_per_benchmark(tmp_path: Path) -> No
                     ["student", "4", "12.5 ± 2.0", "20.0", "-", "-"]]
     text = compare([a, b])
     assert text.splitlines()[2] == "| teacher | 4 | 50.0 ± 5.0 | 60.0 | 25.0 ± 10.0 | - |"
+    rows = details([a, b]).splitlines()
+    assert rows[0] == ("| benchmark | model | pass@1 ± SE | 95 % CI | pass@1 | pass@2 | pass@4 | cons@k | mean tokens "
+                       "| truncated |")
+    assert rows[2:] == ["| math500 | teacher | 50.0 ± 5.0 | - | 50.0 | 75.0 | 100.0 | 60.0 | - | - |",
+                        "| math500 | student | 12.5 ± 2.0 | - | 12.5 | 18.8 | 25.0 | 20.0 | - | - |",
+                        "| humaneval | teacher | 25.0 ± 10.0 | - | 25.0 | 37.5 | 50.0 | - | - | - |"]
 
 
 def test_compare_refuses_a_directory_without_a_summary(tmp_path: Path) -> None:
