@@ -126,6 +126,9 @@ def train(
         "log_history": [h for h in trainer.state.log_history if "loss" in h],
         "resumed_from": resume,
         "processes": int(os.environ.get("WORLD_SIZE", "1")),
+        "mode": recipe.mode,
+        "quantization": "nf4" if getattr(model, "is_loaded_in_4bit", False) else None,
+        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
     }
     if trainer.is_world_process_zero():

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from distill.errors import DistillError
 from distill.train.recipe import StudentRecipe, recipe_from_mapping
@@ -31,9 +32,33 @@ def command_line(recipe: StudentRecipe, recipe_json: Path, data: Path, out: Path
     if recipe.distributed == "ddp":
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                 "-m", "distill.train.launch", *tail]
-    config = recipe.resolve(recipe.accelerate_config or "")
+    config = str(recipe.file(recipe.accelerate_config or ""))
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config,
             "--num_processes", str(processes), "-m", "distill.train.launch", *tail]
+
+
+def accelerate_plugin(config_file: str | Path) -> Any:
+    """The FSDP or DeepSpeed plugin that `accelerate launch --config_file FILE` would give each rank: the
+    launcher's own validation and environment, then the plugin built from that environment. Runs on CPU,
+    so the GPU-only configs are checked here without a GPU."""
+    from unittest import mock
+
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils import DeepSpeedPlugin, FullyShardedDataParallelPlugin
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", str(config_file), "-m", "distill.train.launch"])
+    args, defaults, from_config = _validate_launch_command(args)
+    if args.use_fsdp:
+        env = prepare_multi_gpu_env(args)
+    elif args.use_deepspeed:
+        fields = list(defaults.deepspeed_config.keys()) if defaults else []
+        args.deepspeed_fields_from_accelerate_config = ",".join(fields + (["mixed_precision"] if from_config else []))
+        _, env = prepare_deepspeed_cmd_env(args)
+    else:
+        raise DistillError(f"{config_file}: neither FSDP nor DeepSpeed")
+    with mock.patch.dict(os.environ, {k: v for k, v in env.items() if k.startswith(("FSDP", "ACCELERATE"))}):
+        return FullyShardedDataParallelPlugin() if args.use_fsdp else DeepSpeedPlugin()
 
 
 def launch(recipe: StudentRecipe, data: Path, out: Path, processes: int, max_steps: int | None) -> Path:

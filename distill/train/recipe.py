@@ -91,6 +91,17 @@ class StudentRecipe:
             raise ValueError(f"distributed: {self.distributed} needs accelerate_config (students/accelerate/*.yaml)")
         if self.bf16 and self.dtype == "float32" and self.mode != "qlora":
             raise ValueError("bf16: true with dtype: float32; set dtype: bfloat16 or bf16: false")
+        if self.global_batch_size is not None and self.num_processes is not None:
+            got = self.per_device_train_batch_size * self.gradient_accumulation_steps * self.num_processes
+            if got != self.global_batch_size:
+                raise ValueError(
+                    f"global_batch_size {self.global_batch_size} != per_device_train_batch_size x "
+                    f"gradient_accumulation_steps x num_processes = {got}"
+                )
+        for key in ("chat_template", "accelerate_config"):
+            value = getattr(self, key)
+            if value is not None and not self.file(value).is_file():
+                raise ValueError(f"key {key!r}: {self.file(value)}: no such file")
         context = self.declared_context()
         if context is not None and self.max_length > context:
             raise ValueError(
@@ -113,6 +124,11 @@ class StudentRecipe:
             value = text.get("max_position_embeddings")
             return int(value) if value is not None else None
         return None
+
+    def file(self, value: str) -> Path:
+        """A file the recipe names (template, accelerate config), relative to the recipe's directory."""
+        path = Path(value)
+        return path if path.is_absolute() or self.path is None else Path(self.path).parent / path
 
     def resolve(self, value: str) -> str:
         """A path from the recipe, relative to the recipe file's directory when it exists there."""

@@ -58,7 +58,7 @@ def load_tokenizer(recipe: StudentRecipe, base: str) -> PreTrainedTokenizerBase:
     else:
         tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=recipe.trust_remote_code)
     if recipe.chat_template is not None:
-        path = Path(recipe.resolve(recipe.chat_template))
+        path = recipe.file(recipe.chat_template)
         if not path.is_file():
             raise ConfigError(f"{recipe.path}: key 'chat_template': {path}: no such file")
         tokenizer.chat_template = path.read_text(encoding="utf-8")
