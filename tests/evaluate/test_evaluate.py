@@ -141,3 +141,17 @@ def test_an_incomplete_run_is_refused_and_resumes(scripted_server, scripted_prob
     assert len(keys) == len(set(keys)) == 16 and kept <= set(keys)
     _, samples = read_results(out, "scripted")
     assert summary["benchmarks"]["scripted"]["pass@1"] == sum(s["correct"] is True for s in samples) / 16
+
+
+def test_resuming_with_other_settings_is_refused(scripted_server, scripted_problems: Path, tmp_path: Path) -> None:
+    from distill.errors import ConfigError
+
+    out = tmp_path / "eval"
+    profile = scripted_profile(scripted_server.url)
+    evaluate(profile=profile, benches=[str(scripted_problems)], k=2, out_dir=out, workers=1)
+    with pytest.raises(ConfigError, match="refusing to resume with a different sampling config"):
+        evaluate(profile=profile, benches=[str(scripted_problems)], k=2, out_dir=out, temperature=1.0, workers=1)
+    # More samples per problem extend the same run: k=4 adds indices 2 and 3 only.
+    summary = evaluate(profile=profile, benches=[str(scripted_problems)], k=4, out_dir=out, workers=1)
+    assert summary["benchmarks"]["scripted"]["samples"] == 16
+    assert sorted(s.sample_index for s in read_samples(out / "scripted" / "run") if s.problem_id == "p1") == [0, 1, 2, 3]
