@@ -35,11 +35,24 @@ def math500() -> list[Problem]:
 
 
 @pytest.mark.slow
-def test_math500_reference_solutions_all_verify(math500: list[Problem]) -> None:
-    verdicts = judge(math500, [Sample(p.id, 0, "", p.solution or "") for p in math500])
-    failed = [(p.id, p.answer, v.reason, v.extracted) for p, v in zip(math500, verdicts, strict=True) if v.correct is not True]
-    assert len(math500) == 500
+def test_distill_verify_passes_all_math500_reference_solutions(math500: list[Problem], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+    from distill.jsonl import read_jsonl, write_jsonl
+
+    samples = tmp_path / "samples.jsonl"
+    write_jsonl(samples, ({"problem_id": p.id, "sample_index": 0, "reasoning": "", "content": p.solution}
+                          for p in math500))
+    out = tmp_path / "verified.jsonl"
+    result = CliRunner().invoke(app, ["verify", str(samples), "--problems", "math500", "--out", str(out),
+                                      "--workers", str(WORKERS)])
+    assert result.exit_code == 0, result.output
+    rows = [row for _, row in read_jsonl(out)]
+    failed = [(r["problem_id"], r["reason"], r["extracted"]) for r in rows if r["correct"] is not True]
+    assert len(math500) == len(rows) == 500
     assert failed == []
+    assert "500 samples: 500 correct, 0 wrong, 0 not judged" in result.output
 
 
 @pytest.mark.slow
