@@ -47,7 +47,8 @@ NULLS_NOTE = "pass@1 is the mean of the per-sample `correct` values; samples tha
 
 def build_profile(model: str | None = None, teacher: str | None = None, backend: str = "transformers",
                   base_url: str | None = None) -> Any:
-    """The teacher profile to evaluate: a YAML profile, or one built from a checkpoint's own files."""
+    """The teacher profile to evaluate: a YAML profile, or one built from a checkpoint's own files
+    (chat template, and temperature, top-p and max_new_tokens from its generation config)."""
     from distill.sampling.profile import load_profile, profile_for_model
 
     if (model is None) == (teacher is None):
@@ -60,7 +61,14 @@ def build_profile(model: str | None = None, teacher: str | None = None, backend:
             profile = dataclasses.replace(profile, model=str(local.resolve()))
         return profile
     assert model is not None
-    return profile_for_model(model, backend=backend, base_url=base_url)
+    profile = profile_for_model(model, backend=backend, base_url=base_url)
+    # The checkpoint's own maximum length, where its generation config states one.
+    generation = Path(model) / "generation_config.json"
+    if generation.exists():
+        limit = json.loads(generation.read_text(encoding="utf-8")).get("max_new_tokens")
+        if isinstance(limit, int) and limit > 0:
+            profile.sampling = profile.sampling.replace(max_new_tokens=limit)
+    return profile
 
 
 def model_max_length(model: str) -> int | None:
