@@ -155,3 +155,18 @@ def test_resuming_with_other_settings_is_refused(scripted_server, scripted_probl
     summary = evaluate(profile=profile, benches=[str(scripted_problems)], k=4, out_dir=out, workers=1)
     assert summary["benchmarks"]["scripted"]["samples"] == 16
     assert sorted(s.sample_index for s in read_samples(out / "scripted" / "run") if s.problem_id == "p1") == [0, 1, 2, 3]
+
+
+def test_protocol_defaults_come_from_the_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from distill.evaluate.run import build_profile, sampling_config
+
+    profile = build_profile(model=str(tiny_model_dir))
+    config = sampling_config(profile, k=8)
+    assert (config.n, config.temperature, config.top_p, config.max_new_tokens) == (8, 0.6, 0.95, 512)
+    assert profile.system_prompt is None and profile.open_think is True
+    # Without a stated maximum, R1's long default is used, capped at the model's context length.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text(json.dumps({"max_position_embeddings": 4096}))
+    assert sampling_config(build_profile(model=str(bare)), k=1).max_new_tokens == 4096
+    assert sampling_config(build_profile(model=str(bare)), k=1, max_new_tokens=64).max_new_tokens == 64
