@@ -3,7 +3,7 @@
 Texts are lower-cased and whitespace-folded, then split into words; a problem is contaminated when
 it shares any word n-gram (n=8 by default) with a benchmark problem, or, for a benchmark problem
 shorter than n words, when it contains that problem's whole text. The index of benchmark n-grams
-is built once (64-bit hashes, a few MB for all shipped benchmarks); each problem is checked once.
+is built once (64-bit string hashes, a few MB for all shipped benchmarks); each problem is checked once.
 An n-gram that occurs in `boilerplate` or more different benchmark problems (AIME's "where m and n
 are relatively prime positive integers") is ignored: it says nothing about a copy, and counting it
 dropped original MATH problems that reuse the phrase.
@@ -11,7 +11,6 @@ dropped original MATH problems that reuse the phrase.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
 from distill.filters.config import DecontaminationConfig
@@ -20,7 +19,8 @@ from distill.records import Problem, Sample, prompt_text
 
 
 def _gram_hash(words: list[str]) -> int:
-    return int.from_bytes(hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).digest(), "little")
+    # Python's string hash: fast, and consistent within the process that builds and queries the index.
+    return hash(" ".join(words))
 
 
 class NgramIndex:

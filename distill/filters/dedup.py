@@ -10,6 +10,7 @@ state grows with the corpus (about 1 KB per kept sample at 128 permutations).
 from __future__ import annotations
 
 import hashlib
+import zlib
 
 from datasketch import MinHash, MinHashLSH
 
@@ -77,13 +78,17 @@ class NearDedup:
     def __init__(self, num_perm: int = 128, threshold: float = 0.9, shingle: int = 5, scan_limit: int = 64) -> None:
         self.num_perm = num_perm
         self.scan_limit = scan_limit
+        # Drawing the permutations is most of the cost of a new MinHash: draw them once.
+        template = MinHash(num_perm=num_perm, seed=1)
+        self._permutations, self._scheme = template.permutations, template.scheme
         self.threshold = threshold
         self.shingle = shingle
         self.reset()
 
     def signature(self, text: str) -> MinHash:
-        """The MinHash of the text's word shingles."""
-        minhash = MinHash(num_perm=self.num_perm, seed=1)
+        """The MinHash of the text's word shingles (CRC-32 hashed, permutations drawn once per instance)."""
+        minhash = MinHash(num_perm=self.num_perm, seed=1, hashfunc=zlib.crc32, permutations=self._permutations,
+                          scheme=self._scheme)
         minhash.update_batch([s.encode("utf-8") for s in shingles(text, self.shingle)])
         return minhash
 

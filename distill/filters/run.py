@@ -29,6 +29,7 @@ from distill.filters.decontam import Decontaminate
 from distill.filters.dedup import ExactDedup, NearDedup
 from distill.filters.inputs import (
     parse_sample,
+    plain,
     read_with_offsets,
     resolve_problems,
     sample_files,
@@ -38,7 +39,7 @@ from distill.filters.inputs import (
 from distill.filters.select import select
 from distill.filters.text import detect_language
 from distill.problems import fingerprint
-from distill.records import CorpusRow, Problem, Sample, prompt_text, to_dict
+from distill.records import CorpusRow, Problem, Sample, prompt_text
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +125,14 @@ class _Writers:
         self.parquet: Any = None
 
     def reject(self, sample: Sample | dict[str, Any], name: str, reason: str, pass_rate: float | None = None) -> None:
-        row = to_dict(sample) if isinstance(sample, Sample) else dict(sample)
+        row = plain(sample) if isinstance(sample, Sample) else dict(sample)
         row.update(filter=name, filter_reason=reason)
         if pass_rate is not None:
             row["pass_rate"] = pass_rate
         self.rejected.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def keep(self, row: CorpusRow) -> None:
-        data = to_dict(row)
+        data = plain(row)
         self.corpus.write(json.dumps(data, ensure_ascii=False) + "\n")
         self.parquet_rows.append(data)
         if len(self.parquet_rows) >= 4096:
@@ -269,7 +270,7 @@ def _second_pass(files: list[Path], survivors: dict[str, array], stats: dict[str
             for i in range(0, len(offsets), 2):
                 handle = handles[offsets[i]]
                 handle.seek(offsets[i + 1])
-                sample = parse_sample(json.loads(handle.readline()), f"{files[offsets[i]]}")
+                sample = parse_sample(json.loads(handle.readline()), f"{files[offsets[i]]}", trusted=True)
                 key = f"{pid}#{sample.sample_index}"
                 name, reason = None, None
                 if sample.sample_index in seen:

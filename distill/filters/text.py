@@ -86,6 +86,11 @@ def script_counts(text: str) -> Counter[str]:
     """
     prose = _COMMAND.sub(" ", _MATH.sub(" ", _FENCE.sub(" ", text)))
     counts: Counter[str] = Counter()
+    if prose.isascii():  # the common case: every word is Latin
+        n = len(_WORD.findall(prose))
+        if n:
+            counts["latin"] = n
+        return counts
     for match in _WORD.finditer(prose):
         token = match.group()
         if token.isascii():
