@@ -111,7 +111,8 @@ def test_eval_and_compare_commands(tiny_model_dir: Path, toy_problems_file: Path
     assert "tiny-a" in result.output and "tiny-b" in result.output
     lines = table.read_text().splitlines()
     assert lines[0].startswith("| model | k | problems pass@1 | problems cons@k |")
-    assert [line.split(" | ")[0] for line in lines[2:]] == ["| tiny-a", "| tiny-b"]
+    assert [line.split(" | ")[0] for line in lines[2:4]] == ["| tiny-a", "| tiny-b"]
+    assert "| problems | tiny-a |" in table.read_text()  # the details table follows
     assert (tmp_path / "report" / "pass_at_k.png").exists()
     assert (tmp_path / "report" / "accuracy_vs_length.png").exists()
 
