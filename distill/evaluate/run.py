@@ -141,7 +141,9 @@ def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: i
     from distill.sampling import generate_run, read_samples
 
     name = bench_name(spec)
-    everything = load_bench(spec, seed=config.seed)
+    # The benchmark itself (GPQA's shuffled choices) does not change with the sampling seed, so runs with
+    # different seeds evaluate the same questions.
+    everything = load_bench(spec)
     problems = everything[:limit] if limit is not None else everything
     bench_dir = out_dir / name
     run_dir = bench_dir / "run"
