@@ -52,7 +52,7 @@ def _final_answer(content: str) -> str | None:
 
 
 def correctness(config: CorrectnessConfig | None = None) -> Filter:
-    """Drop samples judged wrong; unjudged (`correct` null) ones are dropped unless `null: keep`.
+    """Drop samples judged wrong; unjudged (`correct` null) ones are dropped unless `unjudged: keep`.
 
     >>> f = correctness()
     >>> P = Problem("p", "1+1?")
@@ -62,7 +62,7 @@ def correctness(config: CorrectnessConfig | None = None) -> Filter:
     'incorrect: wrong_answer'
     >>> f(Sample("p", 0, "r", "c", correct=None, reason="timeout"), P)
     'not judged: timeout'
-    >>> correctness(CorrectnessConfig(null="keep"))(Sample("p", 0, "r", "c"), P) is None
+    >>> correctness(CorrectnessConfig(unjudged="keep"))(Sample("p", 0, "r", "c"), P) is None
     True
     """
     config = config or CorrectnessConfig()
@@ -72,7 +72,7 @@ def correctness(config: CorrectnessConfig | None = None) -> Filter:
             return None
         if sample.correct is False:
             return f"incorrect: {sample.reason or 'wrong'}"
-        return None if config.null == "keep" else f"not judged: {sample.reason or 'no verdict'}"
+        return None if config.unjudged == "keep" else f"not judged: {sample.reason or 'no verdict'}"
 
     return check
 

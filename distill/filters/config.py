@@ -21,10 +21,10 @@ BENCHMARKS = ["math500", "aime2024", "gsm8k", "humaneval", "mbpp"]
 
 @dataclass
 class CorrectnessConfig:
-    """Drop samples the verifier judged wrong; `null` says what happens to unjudged ones."""
+    """Drop samples the verifier judged wrong; `unjudged` says what happens to `correct: null` ones."""
 
     enabled: bool = True
-    null: Literal["drop", "keep"] = "drop"
+    unjudged: Literal["drop", "keep"] = "drop"
 
 
 @dataclass

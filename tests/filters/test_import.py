@@ -36,7 +36,7 @@ def test_openr1_math_generations(tmp_path):
     problems = [json.loads(line) for line in (tmp_path / "run" / "problems.jsonl").read_text().splitlines()]
     assert problems[0]["answer"] == "5" and problems[0]["source"] == "olympiads"
     # Re-filter with the same command; verdicts are missing, so keep unjudged samples here.
-    config = load_filter_config(None, ["decontamination.enabled=false", "correctness.null=keep"])
+    config = load_filter_config(None, ["decontamination.enabled=false", "correctness.unjudged=keep"])
     funnel = filter_run(tmp_path / "run", tmp_path / "corpus", config=config)
     assert funnel["remaining"] == 2 and funnel["removed"]["truncation"] == 1
 
