@@ -5,9 +5,9 @@ Usage:
     python benchmarks/verify.py                  # 10,000 math samples, all 164 HumanEval solutions
     python benchmarks/verify.py --math 2000 --code 40 --workers 4
 
-The math samples come from MATH-500 answers (the reference boxed, a neighbour's answer boxed, the
-answer after "The final answer is") and from toy problems (gold traces and off-by-one answers), so
-about half are correct. Parse caches are cleared before each measurement. The pool's speed-up is
+The math samples come from MATH-500 answers (8 samples per problem, in a run's order: the reference
+boxed or after "The final answer is", or a neighbour's answer) and from toy problems (gold traces and
+off-by-one answers). Parse caches are cleared before each measurement. The pool's speed-up is
 printed as a ratio against the number of worker processes (target: >= 0.8 x cores).
 """
 
@@ -24,18 +24,23 @@ from distill.verify import math as vmath
 from distill.verify.parallel import default_workers, verify_stream
 
 
-def math_workload(n: int) -> tuple[dict[str, Problem], list[Sample]]:
-    """About half MATH-500 answers, half toy problems; `n` samples in all."""
+def math_workload(n: int, per_problem: int = 8) -> tuple[dict[str, Problem], list[Sample]]:
+    """Half MATH-500, half toy problems, `n` samples in all.
+
+    MATH-500 samples come `per_problem` to a problem, one after another, as a run stores them: the
+    reference boxed, the answer after "The final answer is", or a neighbour's (wrong) answer, with
+    varied wording. Toy samples are one per problem: the gold trace's answer or an off-by-one.
+    """
     problems = load_problems("math500")
     by_id = {p.id: p for p in problems}
     samples: list[Sample] = []
-    forms = ("The answer is $\\boxed{{{}}}$.", "The final answer is ${}$.")
+    forms = ("The answer is $\\boxed{{{}}}$.", "The final answer is ${}$.", "So we get \\boxed{{{}}}.")
     i = 0
     while len(samples) < n // 2:
-        p = problems[i % len(problems)]
-        other = problems[(i + 1) % len(problems)]
-        answer = p.answer if (i // len(problems)) % 2 == 0 else other.answer
-        samples.append(Sample(p.id, i, "", forms[i % 2].format(answer)))
+        p = problems[(i // per_problem) % len(problems)]
+        other = problems[(i // per_problem + 1) % len(problems)]
+        answer = p.answer if i % 3 else other.answer
+        samples.append(Sample(p.id, i % per_problem, "", forms[i % len(forms)].format(answer)))
         i += 1
     for j, (p, gold) in enumerate(generate(n - len(samples), seed=11)):
         by_id[p.id] = p
