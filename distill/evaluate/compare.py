@@ -26,6 +26,16 @@ def load_summary(eval_dir: str | Path) -> dict[str, Any]:
     return summary
 
 
+def labels(dirs: list[str | Path], summaries: list[dict[str, Any]]) -> list[str]:
+    """The model name of each evaluation; names that repeat get their directory added, so rows stay apart.
+
+    >>> labels(["a/e1", "b/e2", "c"], [{"model": "m"}, {"model": "m"}, {}])
+    ['m (e1)', 'm (e2)', 'c']
+    """
+    names = [str(s.get("model") or Path(d).name) for d, s in zip(dirs, summaries, strict=True)]
+    return [f"{n} ({Path(d).name})" if names.count(n) > 1 else n for n, d in zip(names, dirs, strict=True)]
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
@@ -55,8 +65,8 @@ def table(dirs: list[str | Path]) -> tuple[list[str], list[list[str]]]:
     for bench in benches:
         headers += [f"{bench} pass@1", f"{bench} cons@k"]
     rows: list[list[str]] = []
-    for directory, summary in zip(dirs, summaries, strict=True):
-        row = [str(summary.get("model") or Path(directory).name), str(summary.get("k", "-"))]
+    for label, summary in zip(labels(dirs, summaries), summaries, strict=True):
+        row = [label, str(summary.get("k", "-"))]
         for bench in benches:
             row.extend(cell(summary["benchmarks"].get(bench)))
         rows.append(row)
@@ -95,13 +105,13 @@ def details(dirs: list[str | Path]) -> str:
         benches.extend(b for b in summary["benchmarks"] if b not in benches)
     rows: list[list[str]] = []
     for bench in benches:
-        for directory, summary in zip(dirs, summaries, strict=True):
+        for label, summary in zip(labels(dirs, summaries), summaries, strict=True):
             result = summary["benchmarks"].get(bench)
             if result is None:
                 continue
             low, high = result.get("pass@1_ci95") or (None, None)
             tokens = result.get("mean_completion_tokens")
-            rows.append([bench, str(summary.get("model") or Path(directory).name), cell(result)[0],
+            rows.append([bench, label, cell(result)[0],
                          "-" if low is None or high is None else f"{_percent(low)}-{_percent(high)}", *(_percent(result.get("pass@k", {}).get(str(k))) for k in ks),
                          _percent(result.get("cons@k")), "-" if tokens is None else f"{tokens:.0f}",
                          _percent(result.get("truncation_rate"))])

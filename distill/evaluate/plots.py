@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from distill.evaluate.compare import load_summary
+from distill.evaluate.compare import labels, load_summary
 from distill.jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ def _benches(summaries: list[dict[str, Any]]) -> list[str]:
     for summary in summaries:
         names.extend(b for b in summary["benchmarks"] if b not in names)
     return names
-
-
-def _label(directory: Path, summary: dict[str, Any]) -> str:
-    return str(summary.get("model") or directory.name)
 
 
 def length_bins(points: list[tuple[int, bool]], bins: int = 5) -> list[tuple[float, float, int]]:
@@ -61,17 +57,20 @@ def plot_pass_at_k(dirs: list[Path], out: Path) -> Path:
     benches = _benches(summaries)
     fig, axes = plt.subplots(1, len(benches), figsize=(4 * len(benches), 3.2), squeeze=False)
     for ax, bench in zip(axes[0], benches, strict=True):
-        for directory, summary in zip(dirs, summaries, strict=True):
+        for summary, label in zip(summaries, labels(list(dirs), summaries), strict=True):
             result = summary["benchmarks"].get(bench)
             if not result or not result.get("pass@k"):
                 continue
             ks = sorted(int(k) for k in result["pass@k"])
-            ax.plot(ks, [result["pass@k"][str(k)] for k in ks], marker="o", label=_label(directory, summary))
+            ax.plot(ks, [result["pass@k"][str(k)] for k in ks], marker="o", label=label)
         ax.set_xscale("log", base=2)
+        ticks = sorted({int(x) for line in ax.get_lines() for x in line.get_xdata()})
+        if ticks:
+            ax.set_xticks(ticks, [str(t) for t in ticks])  # 1, 2, 4 rather than 2^0, 2^1, 2^2
         ax.set_title(bench)
         ax.set_xlabel("k")
         ax.set_ylabel("pass@k")
-        ax.set_ylim(0, 1)
+        ax.set_ylim(-0.03, 1.03)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
     fig.tight_layout()
@@ -88,7 +87,7 @@ def plot_accuracy_vs_length(dirs: list[Path], out: Path, bins: int = 5) -> Path:
     benches = _benches(summaries)
     fig, axes = plt.subplots(1, len(benches), figsize=(4 * len(benches), 3.2), squeeze=False)
     for ax, bench in zip(axes[0], benches, strict=True):
-        for directory, summary in zip(dirs, summaries, strict=True):
+        for directory, summary, label in zip(dirs, summaries, labels(list(dirs), summaries), strict=True):
             result = summary["benchmarks"].get(bench)
             path = directory / str((result or {}).get("dir", bench)) / "samples.jsonl"
             if not result or not path.exists():
@@ -97,11 +96,11 @@ def plot_accuracy_vs_length(dirs: list[Path], out: Path, bins: int = 5) -> Path:
                       for _, row in read_jsonl(path) if row.get("completion_tokens") is not None]
             binned = length_bins(points, bins)
             if binned:
-                ax.plot([b[0] for b in binned], [b[1] for b in binned], marker="o", label=_label(directory, summary))
+                ax.plot([b[0] for b in binned], [b[1] for b in binned], marker="o", label=label)
         ax.set_title(bench)
         ax.set_xlabel("completion tokens")
         ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1)
+        ax.set_ylim(-0.03, 1.03)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
     fig.tight_layout()
