@@ -10,17 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from planted import planted_set  # noqa: E402
+from planted_filters import planted_set  # noqa: E402
 
 from distill.jsonl import write_jsonl  # noqa: E402
 from distill.records import to_dict  # noqa: E402
-
-PLANTED_OVERRIDES = [
-    "length.min=5", "length.max=400",
-    "long_paragraphs.enabled=true", "long_paragraphs.max_words=150",
-    "code_in_reasoning.enabled=true",
-    "duplicates.threshold=0.8",
-]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import PLANTED_OVERRIDES
+from planted_filters import PLANTED_OVERRIDES
 
 from distill.filters import filter_run, load_filter_config
 from distill.filters.checks import assistant_text

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import PLANTED_OVERRIDES
+from planted_filters import PLANTED_OVERRIDES
 
 from distill.errors import DistillError
 from distill.filters import filter_run, load_filter_config

@@ -9,6 +9,14 @@ from distill.problems import load_problems
 from distill.records import Problem, Sample
 from distill.toy.problems import generate
 
+# The config the planted set is filtered with: defaults plus bounds and the readability filters switched on.
+PLANTED_OVERRIDES = [
+    "length.min=5", "length.max=400",
+    "long_paragraphs.enabled=true", "long_paragraphs.max_words=150",
+    "code_in_reasoning.enabled=true",
+    "duplicates.threshold=0.8",
+]
+
 VOCAB = ("first second value number term sum product total result check step case side angle length "
          "area point line circle square digit factor prime ratio part whole carry column left right").split()
 
