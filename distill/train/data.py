@@ -142,6 +142,32 @@ def build_dataset(
     return Dataset.from_dict({"input_ids": ids_out, "labels": labels_out}), report
 
 
+class PackedRowsCollator:
+    """Batches of packed rows (TRL's BFD packs, one row each) with position ids that restart at every sample
+    and no attention mask, so transformers builds a block-causal mask per row: no cross-sample attention,
+    and attention costs rows x max_length^2 rather than (rows x max_length)^2 as TRL's padding-free
+    flattening does without flash-attention (sdpa/eager on CPU). Labels at sample starts are ignored."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        self.inner = DataCollatorForLanguageModeling(pad_token_id=pad_token_id, return_position_ids=True)
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        """Collate packed rows: input_ids, labels and position_ids, right-padded."""
+        batch = self.inner(examples)
+        batch.pop("attention_mask", None)
+        batch["labels"][batch["position_ids"] == 0] = IGNORE
+        return batch
+
+
+def pack_rows(dataset: Dataset, max_length: int) -> Dataset:
+    """Pack samples into rows of at most max_length tokens with TRL's best-fit-decreasing packer."""
+    from trl.data_utils import pack_dataset
+
+    return pack_dataset(dataset, max_length, "bfd")
+
+
 def write_report(report: OverlongReport, out_dir: str | Path) -> Path:
     """Write out_dir/data_report.json."""
     path = Path(out_dir) / "data_report.json"

@@ -123,6 +123,14 @@ def peft_config(recipe: StudentRecipe) -> Any:
     )
 
 
+def packing_mode(recipe: StudentRecipe) -> str:
+    """How packed batches reach the model: TRL's padding-free flattening where flash-attention's varlen
+    kernels make it cheap, packed rows with per-row block-causal masks otherwise (sdpa/eager, CPU)."""
+    if not recipe.packing:
+        return "off"
+    return "padding_free" if recipe.attn_implementation.startswith("flash") else "rows"
+
+
 def sft_config(recipe: StudentRecipe, out_dir: Path, max_steps: int | None) -> Any:
     """TRL's SFTConfig from the recipe; the dataset arrives tokenized (input_ids + labels)."""
     from trl import SFTConfig
@@ -132,9 +140,9 @@ def sft_config(recipe: StudentRecipe, out_dir: Path, max_steps: int | None) -> A
     return SFTConfig(
         output_dir=str(out_dir),
         max_length=recipe.max_length,
-        packing=recipe.packing,
-        packing_strategy="bfd",  # padding-free with position_ids reset per sample: no cross-sample attention
-        padding_free=recipe.packing,
+        packing=packing_mode(recipe) == "padding_free",
+        packing_strategy="bfd",  # position_ids reset per sample: no cross-sample attention
+        padding_free=packing_mode(recipe) == "padding_free",
         learning_rate=recipe.learning_rate,
         num_train_epochs=recipe.num_train_epochs,
         max_steps=max_steps if max_steps is not None else -1,
@@ -169,9 +177,16 @@ def build_trainer(recipe: StudentRecipe, model: PreTrainedModel, tokenizer: PreT
     """An SFTTrainer over the prepared dataset, with a LoRA adapter for lora/qlora recipes."""
     from trl import SFTTrainer
 
+    from distill.train.data import PackedRowsCollator, pack_rows
+
+    collator = None
+    if packing_mode(recipe) == "rows":
+        dataset = pack_rows(dataset, recipe.max_length)
+        collator = PackedRowsCollator(tokenizer.pad_token_id)
     return SFTTrainer(
         model=model,
         args=sft_config(recipe, out_dir, max_steps),
+        data_collator=collator,
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config(recipe),
