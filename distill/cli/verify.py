@@ -7,7 +7,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -49,10 +49,10 @@ def _read(files: list[Path], problems_by_id: dict[str, Problem]) -> Iterator[Sam
 
 def command(
     run: Annotated[str, typer.Argument(help="A run directory or a samples JSONL file.")],
-    problems: Annotated[Optional[str], typer.Option(help="Problem set (defaults to the run's manifest).")] = None,
-    out: Annotated[Optional[str], typer.Option(help="Where to write verified samples (default RUN/verified.jsonl).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: all cores).")] = None,
-    answer_format: Annotated[Optional[str], typer.Option(
+    problems: Annotated[str | None, typer.Option(help="Problem set (defaults to the run's manifest).")] = None,
+    out: Annotated[str | None, typer.Option(help="Where to write verified samples (default RUN/verified.jsonl).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+    answer_format: Annotated[str | None, typer.Option(
         help="Where the answer sits: after_think or answer_tags (default: the run's teacher profile, else after_think).")] = None,
 ) -> None:
     """Verify samples against their problems' references."""
