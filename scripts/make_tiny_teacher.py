@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--eval-n", type=int, default=300, help="held-out problems to measure (0: skip)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe key (e.g. per_device_train_batch_size=8), value read as YAML")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -87,7 +89,10 @@ def main() -> None:
     difficulty = (args.difficulty[0], args.difficulty[1])
     write_corpus(data, args.n, args.seed, difficulty)
     start = time.monotonic()
-    train(args.recipe, data, work / "model")
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
+    train(args.recipe, data, work / "model", overrides=overrides)
     logging.info("trained in %.0f s (%d threads)", time.monotonic() - start, args.threads)
     copy_model(work / "model", Path(args.out))
     if args.eval_n:

@@ -10,11 +10,12 @@ import typer
 def command(
     recipe: Annotated[str, typer.Argument(help="A pipeline recipe, recipes/X.yaml.")],
     run_dir: Annotated[str | None, typer.Option(help="The run directory (default: the recipe's, else runs/NAME).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key: GROUP.KEY=VALUE (repeatable).")] = None,
 ) -> None:
     """Run every stage of a recipe, skipping what is complete and resuming what is partial."""
     from distill.pipeline import load_recipe, run_pipeline
 
-    result = run_pipeline(load_recipe(recipe, run_dir))
+    result = run_pipeline(load_recipe(recipe, run_dir, set_))
     if result["skipped"]:
         typer.echo(f"skipped (complete): {', '.join(result['skipped'])}")
     typer.echo(result["table"])

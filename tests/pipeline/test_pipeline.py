@@ -77,3 +77,11 @@ def test_bad_recipe_names_file_and_key(tmp_path: Path) -> None:
     path = tiny_recipe(tmp_path, heldout={"toy_seed": 3})
     with pytest.raises(ConfigError, match="recipe.yaml.*exactly one of source"):
         load_recipe(path)
+
+
+def test_set_overrides_reach_nested_keys(tmp_path: Path) -> None:
+    path = tiny_recipe(tmp_path)
+    recipe = load_recipe(path, overrides=["sample.n=3", "train.overrides.seed=5", "eval.models=[base, teacher]"])
+    assert (recipe.sample.n, recipe.train.overrides["seed"], recipe.eval.models) == (3, 5, ["base", "teacher"])
+    with pytest.raises(ConfigError, match="eval: unknown key 'kk'"):
+        load_recipe(path, overrides=["eval.kk=3"])

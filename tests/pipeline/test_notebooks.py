@@ -1,0 +1,48 @@
+"""Both notebooks run top to bottom (nbclient, the venv's python3 kernel) with small parameters; any cell
+that raises fails the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def execute(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
+    """Run notebooks/NAME from the repository root with `env` set (the kernel inherits it)."""
+    for key, value in {**env, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}.items():
+        monkeypatch.setenv(key, value)
+    book = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
+    return book
+
+
+def outputs(book: nbformat.NotebookNode) -> str:
+    return "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for cell in book.cells if cell.cell_type == "code" for o in cell.get("outputs", []))
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    book = execute("quickstart.ipynb", {
+        "NB_RUN_DIR": str(tmp_path / "nb"), "NB_N_TRAIN": "6", "NB_N_HELDOUT": "4", "NB_SAMPLES": "2",
+        "NB_MAX_NEW_TOKENS": "96", "NB_MAX_STEPS": "2", "NB_K": "1",
+    }, monkeypatch)
+    text = outputs(book)
+    assert "6 training problems, 4 held-out" in text
+    assert "| filtered |" in text and "| teacher |" in text  # the comparison table
+    assert (tmp_path / "nb" / "eval-teacher" / "summary.json").is_file()
+    images = [o for cell in book.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # funnel and lengths, then accuracy
+
+
+def test_explore_traces_notebook_runs(interrupted_run: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    book = execute("explore_traces.ipynb", {"NB_RUN_DIR": str(interrupted_run["run_dir"]), "NB_SHOW": "2"}, monkeypatch)
+    text = outputs(book)
+    assert "verified samples," in text and "drop reasons:" in text
+    html = [o for cell in book.cells for o in cell.get("outputs", []) if "text/html" in o.get("data", {})]
+    assert html and "sample 0" in html[0]["data"]["text/html"]
