@@ -30,6 +30,7 @@ Filter = Callable[[Sample, Problem], "str | None"]
 _FENCE = re.compile(r"^\s*```", re.M)
 _BOXED = re.compile(r"\\(boxed|fbox)\s*\{")
 _THINK_TAG = re.compile(r"</?think>")
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S)
 
 
 def assistant_text(sample: Sample) -> str:
@@ -42,10 +43,22 @@ def assistant_text(sample: Sample) -> str:
 
 
 def _final_answer(content: str) -> str | None:
-    """The final math answer via the verifier's extraction; a `\\boxed{}` check if that is not installed."""
+    """The final math answer via the verifier's extraction; a `\\boxed{}` check if that is not installed.
+
+    An R1-Zero style `<answer>...</answer>` counts: a bare answer inside the tags is the final answer.
+
+    >>> _final_answer("so <answer> 42 </answer>"), _final_answer("no answer here")
+    ('42', None)
+    """
+    if "<answer>" in content:
+        found = _ANSWER_TAG.findall(content)
+        if found and found[-1].strip():
+            content = found[-1].strip()
+            inner = _final_answer(content)
+            return inner if inner is not None else content
     try:
         from distill.verify import extract_math_answer
-    except ImportError:
+    except ImportError:  # the verification stage is optional for filtering
         match = _BOXED.search(content)
         return content[match.end() :] if match else None
     return extract_math_answer(content)
