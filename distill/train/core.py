@@ -95,6 +95,9 @@ def train(
     out = Path(out_dir).resolve()
     data = Path(data_dir).resolve()
     check_devices(recipe)
+    from distill.train.sft import check_report_to
+
+    check_report_to(recipe, [recipe.report_to] if isinstance(recipe.report_to, str) else list(recipe.report_to))
     processes = num_processes or recipe.num_processes or 1
     if processes > 1 and "LOCAL_RANK" not in os.environ:
         from distill.train.launch import launch

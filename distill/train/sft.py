@@ -131,11 +131,30 @@ def packing_mode(recipe: StudentRecipe) -> str:
     return "padding_free" if recipe.attn_implementation.startswith("flash") else "rows"
 
 
+REPORTERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "none": ()}
+
+
+def check_report_to(recipe: StudentRecipe, names: list[str]) -> None:
+    """Fail before training, naming the key, when a logger the recipe asks for is not installed."""
+    import importlib.util
+
+    for name in names:
+        if name not in REPORTERS:
+            raise ConfigError(f"{recipe.path}: key 'report_to': {name!r} is not one of {', '.join(REPORTERS)}")
+        modules = REPORTERS[name]
+        if modules and not any(importlib.util.find_spec(m) for m in modules):
+            raise ConfigError(
+                f"{recipe.path}: key 'report_to': {name} is not installed (pip install {modules[0]}), "
+                "or set report_to: none"
+            )
+
+
 def sft_config(recipe: StudentRecipe, out_dir: Path, max_steps: int | None) -> Any:
     """TRL's SFTConfig from the recipe; the dataset arrives tokenized (input_ids + labels)."""
     from trl import SFTConfig
 
     report_to = [recipe.report_to] if isinstance(recipe.report_to, str) else list(recipe.report_to)
+    check_report_to(recipe, report_to)
     on_gpu = torch.cuda.is_available()
     return SFTConfig(
         output_dir=str(out_dir),

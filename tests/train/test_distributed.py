@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from transformers import AutoModelForCausalLM
 
 from distill.train import train
@@ -12,6 +13,7 @@ from distill.train.launch import command_line
 from distill.train.recipe import load_student_recipe
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_save_a_loadable_checkpoint(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path,
                                                             fast, monkeypatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -90,3 +90,16 @@ def test_fsdp_and_zero3_refuse_to_run_on_cpu(tiny_recipe: Path, toy_corpus: Path
     with pytest.raises(ConfigError, match="fall back to DDP"):
         train(tiny_recipe, toy_corpus, tmp_path, overrides={"distributed": distributed, "accelerate_config": config})
     assert not (tmp_path / "base").exists()  # refused before anything was written
+
+
+def test_report_to_a_missing_logger_fails_before_training(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path) -> None:
+    import importlib.util
+
+    from distill.errors import ConfigError
+
+    if importlib.util.find_spec("wandb"):
+        pytest.skip("wandb is installed")
+    with pytest.raises(ConfigError, match="key 'report_to': wandb is not installed"):
+        train(tiny_recipe, toy_corpus, tmp_path, overrides={"report_to": "wandb"})
+    with pytest.raises(ConfigError, match="key 'report_to': 'mlflw' is not one of"):
+        train(tiny_recipe, toy_corpus, tmp_path, overrides={"report_to": ["mlflw"]})
