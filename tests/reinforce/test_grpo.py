@@ -135,7 +135,7 @@ def test_cli_runs_and_rejects_bad_input(tmp_path: Path, tiny_model_dir: Path, rl
     out = tmp_path / "cli"
     result = runner.invoke(app, [
         "reinforce", "--student", str(tiny_model_dir), "--recipe", str(REPO / "students/rl/tiny.yaml"),
-        "--problems", str(rl_problems_file), "--out", str(out), "--max-steps", "1", "--limit", "2",
+        "--problems", str(rl_problems_file), "--out", str(out), "--max-steps", "1", "--limit", "4",
     ])
     assert result.exit_code == 0, result.output
     assert (out / "model.safetensors").exists() and (out / "metrics.jsonl").exists()
