@@ -57,22 +57,25 @@ def last_checkpoint(out_dir: Path) -> str | None:
     return found if found and (Path(found) / "trainer_state.json").is_file() else None
 
 
+def r1_generation_config(recipe: StudentRecipe, tokenizer: Any) -> Any:
+    """R1's sampling defaults (temperature 0.6, top-p 0.95) stopping at the tokenizer's (and template's) EOS."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        do_sample=True, temperature=R1_TEMPERATURE, top_p=R1_TOP_P, max_new_tokens=recipe.max_length,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+    )
+
+
 def save_outputs(trainer: Any, recipe: StudentRecipe, tokenizer: Any, out_dir: Path, data_dir: Path,
                  report: Any, metrics: dict[str, Any]) -> None:
     """The final model, tokenizer, template, generation config, card and metrics (rank 0 only)."""
-    from transformers import GenerationConfig
-
     from distill.train.card import write_card
 
     trainer.save_model(str(out_dir))  # safetensors; for peft models the adapter
     tokenizer.save_pretrained(str(out_dir))
     (out_dir / "chat_template.jinja").write_text(tokenizer.chat_template, encoding="utf-8")
-    generation = GenerationConfig(
-        do_sample=True, temperature=R1_TEMPERATURE, top_p=R1_TOP_P, max_new_tokens=recipe.max_length,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    generation.save_pretrained(str(out_dir))
+    r1_generation_config(recipe, tokenizer).save_pretrained(str(out_dir))
     (out_dir / "recipe.yaml").write_text(yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False), encoding="utf-8")
     (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     write_card(out_dir, recipe, data_dir, report, metrics)
@@ -118,6 +121,9 @@ def train(
     if rank0:
         write_report(report, out)
     model = load_model(recipe, base, tokenizer)
+    # The EOS agrees everywhere: model config, generation config (also in every checkpoint), tokenizer, template.
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config = r1_generation_config(recipe, tokenizer)
     trainer = build_trainer(recipe, model, tokenizer, dataset, out, max_steps)
     resume = last_checkpoint(out)
     if resume:

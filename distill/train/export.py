@@ -10,8 +10,9 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
-import torch
+import yaml
 
 from distill.errors import ConfigError
 
@@ -40,9 +41,10 @@ def export(checkpoint: str | Path, out: str | Path, merge: bool = False) -> Path
     base = config.get("base_model_name_or_path")
     if not base:
         raise ConfigError(f"{adapter}: field 'base_model_name_or_path' is empty")
-    dtype = _base_dtype(Path(base))
-    log.info("merging %s into %s (%s)", src, base, dtype)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, use_safetensors=True)
+    log.info("merging %s into %s", src, base)
+    # dtype "auto" keeps the base's stored precision (never the 4-bit weights a QLoRA run trained against);
+    # the context override of the recipe (recipe.yaml in the checkpoint) applies as it did in training.
+    model = AutoModelForCausalLM.from_pretrained(base, dtype="auto", use_safetensors=True, **_context(src))
     merged = PeftModel.from_pretrained(model, str(src)).merge_and_unload()
     dst.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(dst), safe_serialization=True)
@@ -52,12 +54,21 @@ def export(checkpoint: str | Path, out: str | Path, merge: bool = False) -> Path
     return dst
 
 
-def _base_dtype(base: Path) -> torch.dtype:
-    """The base's stored dtype (full precision even when training was 4-bit); float32 when unknown."""
-    config = base / "config.json"
-    if config.is_file():
-        name = json.loads(config.read_text(encoding="utf-8")).get("dtype") or json.loads(
-            config.read_text(encoding="utf-8")).get("torch_dtype")
-        if name in ("bfloat16", "float16", "float32"):
-            return getattr(torch, name)
-    return torch.float32
+def _context(checkpoint: Path) -> dict[str, Any]:
+    """The recipe's max_position_embeddings/rope_theta overrides, as from_pretrained config kwargs."""
+    recipe = checkpoint / "recipe.yaml"
+    if not recipe.is_file():
+        return {}
+    data = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+    if data.get("max_position_embeddings") is None and data.get("rope_theta") is None:
+        return {}
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"])
+    if data.get("max_position_embeddings") is not None:
+        config.max_position_embeddings = data["max_position_embeddings"]
+    if data.get("rope_theta") is not None:
+        if isinstance(getattr(config, "rope_parameters", None), dict):
+            config.rope_parameters["rope_theta"] = data["rope_theta"]
+        config.rope_theta = data["rope_theta"]
+    return {"config": config}

@@ -20,10 +20,13 @@ def merged_matches_adapter(adapter: Path, merged: Path, tolerance: float) -> Non
     from peft import PeftModel
 
     base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
-    with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter)).eval()
+    from distill.train.export import _context
+
+    context = _context(adapter)  # the recipe's context override, as training used it
+    with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, **context), str(adapter)).eval()
     full = AutoModelForCausalLM.from_pretrained(merged).eval()
     ids = PreTrainedTokenizerFast.from_pretrained(merged)("Ann has 12 apples.", return_tensors="pt")["input_ids"]
-    plain = AutoModelForCausalLM.from_pretrained(base).eval()
+    plain = AutoModelForCausalLM.from_pretrained(base, **context).eval()
     with torch.no_grad():
         expected, got, untrained = with_adapter(ids).logits, full(ids).logits, plain(ids).logits
     torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
@@ -31,7 +34,9 @@ def merged_matches_adapter(adapter: Path, merged: Path, tolerance: float) -> Non
 
 
 def test_lora_adapter_merges_into_a_full_model(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path, fast) -> None:
-    fast.update({"mode": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2})
+    # With a context override, as the Qwen2.5-Math recipes have: the merged model must keep it.
+    fast.update({"mode": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2,
+                 "max_position_embeddings": 1024, "rope_theta": 50000.0})
     out = train(tiny_recipe, toy_corpus, tmp_path / "lora", max_steps=3, overrides=fast)
     assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
     config = json.loads((out / "adapter_config.json").read_text())
@@ -43,6 +48,9 @@ def test_lora_adapter_merges_into_a_full_model(tiny_recipe: Path, toy_corpus: Pa
     merged = tmp_path / "merged"
     assert (merged / "model.safetensors").is_file() and not (merged / "adapter_config.json").exists()
     assert (merged / "generation_config.json").is_file() and (merged / "chat_template.jinja").is_file()
+    config = json.loads((merged / "config.json").read_text())
+    assert config["max_position_embeddings"] == 1024
+    assert config.get("rope_parameters", config).get("rope_theta") == 50000.0
     merged_matches_adapter(out, merged, 1e-4)
 
 
