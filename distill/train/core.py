@@ -48,13 +48,18 @@ def check_devices(recipe: StudentRecipe) -> None:
 
 
 def last_checkpoint(out_dir: Path) -> str | None:
-    """The newest OUT/checkpoint-N with a trainer state, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest complete OUT/checkpoint-N (its trainer_state.json is written last), or None; a checkpoint
+    torn by a kill during saving is skipped, so the run resumes from the one before."""
     if not out_dir.is_dir():
         return None
-    found = get_last_checkpoint(str(out_dir))
-    return found if found and (Path(found) / "trainer_state.json").is_file() else None
+    steps = sorted(
+        (int(p.name.split("-", 1)[1]), p) for p in out_dir.glob("checkpoint-*") if p.name.split("-", 1)[1].isdigit()
+    )
+    for _, path in reversed(steps):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        log.warning("skipping %s: incomplete (no trainer_state.json), probably killed while saving", path)
+    return None
 
 
 def r1_generation_config(recipe: StudentRecipe, tokenizer: Any) -> Any:

@@ -103,3 +103,40 @@ def test_report_to_a_missing_logger_fails_before_training(tiny_recipe: Path, toy
         train(tiny_recipe, toy_corpus, tmp_path, overrides={"report_to": "wandb"})
     with pytest.raises(ConfigError, match="key 'report_to': 'mlflw' is not one of"):
         train(tiny_recipe, toy_corpus, tmp_path, overrides={"report_to": ["mlflw"]})
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_complete_checkpoint(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    sets = ["tiny.hidden_size=32", "tiny.num_heads=2", "tiny.num_kv_heads=1", "max_length=256",
+            "per_device_train_batch_size=1", "save_steps=2", "save_total_limit=3", "logging_steps=1"]
+    cmd = [sys.executable, "-c", "from distill.cli import main; main()", "train", "--student", str(tiny_recipe),
+           "--data", str(toy_corpus), "--out", str(out), "--max-steps", "400"]
+    for item in sets:
+        cmd += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint-4" / "trainer_state.json").is_file():
+            assert process.poll() is None and time.monotonic() < deadline, "the run ended before its 4th step"
+            time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    done = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if (p / "trainer_state.json").is_file())
+    assert 4 <= done < 400 and not (out / "model.safetensors").exists()
+    torn = out / f"checkpoint-{done + 2}"
+    torn.mkdir(exist_ok=True)  # as if killed while saving: no trainer_state.json
+    overrides = {key: __import__("yaml").safe_load(value) for key, value in (s.split("=") for s in sets)}
+    train(tiny_recipe, toy_corpus, out, max_steps=done + 2, overrides=overrides)
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["resumed_from"].endswith(f"checkpoint-{done}") and metrics["global_step"] == done + 2
+    assert [h["step"] for h in metrics["log_history"]][: done + 2] == list(range(1, done + 3))
+    assert AutoModelForCausalLM.from_pretrained(out).config.hidden_size == 32
