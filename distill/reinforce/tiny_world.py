@@ -11,6 +11,7 @@ Without `--student` it first trains one (students/tiny.yaml through distill.trai
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -61,13 +62,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--held-out", type=int, default=300)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=None, help="override the tiny recipe's learning rate")
+    parser.add_argument("--max-completion-length", type=int, default=None, help="override the tiny recipe's")
     parser.add_argument("--only-sft", action="store_true", help="stop after training the SFT student")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
 
     torch.set_num_threads(1)
-    from distill.reinforce import reinforce
+    from distill.reinforce import load_grpo_recipe, reinforce
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,10 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     write_jsonl(rl_problems, (to_dict(p) for p, _ in generate(args.rl_problems, seed=7, difficulty=levels)))
     before = pass_at_1(student, held_out, out / "eval_before", args.k, args.max_new_tokens)
     log.info("before: %s", before)
-    rl = reinforce(REPO / "students/rl/tiny.yaml", out / "rl", model=str(student), problems=str(rl_problems),
-                   max_steps=args.steps)
+    recipe = load_grpo_recipe(REPO / "students/rl/tiny.yaml")
+    changes = {"learning_rate": args.lr, "max_completion_length": args.max_completion_length}
+    recipe = dataclasses.replace(recipe, grpo=dataclasses.replace(
+        recipe.grpo, **{k: v for k, v in changes.items() if v is not None}))
+    rl = reinforce(recipe, out / "rl", model=str(student), problems=str(rl_problems), max_steps=args.steps)
     after = pass_at_1(rl, held_out, out / "eval_after", args.k, args.max_new_tokens)
-    result = {"student": str(student), "difficulty": args.difficulty, "steps": args.steps, "k": args.k, "held_out": args.held_out,
+    result = {"student": str(student), "difficulty": args.difficulty, "steps": args.steps, "grpo": dataclasses.asdict(recipe.grpo), "k": args.k, "held_out": args.held_out,
               "before": before, "after": after}
     (out / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     log.info("after: %s", after)
