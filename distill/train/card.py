@@ -62,6 +62,7 @@ def write_card(out_dir: Path, recipe: StudentRecipe, data_dir: Path, report: Any
         f"- rows: {report.rows}, trained: {report.kept}, over max_length {report.max_length}: {report.overlong} "
         f"({report.overlong_tokens} tokens beyond it, {report.action})",
         f"- tokens trained on: {report.total_tokens} ({report.label_tokens} with loss)",
+        *([f"- filter funnel: `{json.dumps(facts['funnel'], sort_keys=True)[:400]}`"] if facts["funnel"] else []),
         "",
         "## Recipe",
         "",

@@ -139,7 +139,11 @@ class StudentRecipe:
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge overrides (dicts merge key by key; `a.b` keys reach into groups) over a mapping."""
+    """Deep-merge overrides (dicts merge key by key; `a.b` keys reach into groups) over a mapping.
+
+    >>> _merge({"lr": 1, "tiny": {"hidden_size": 64, "num_layers": 2}}, {"tiny.hidden_size": 32, "lr": None})
+    {'lr': 1, 'tiny': {'hidden_size': 32, 'num_layers': 2}}
+    """
     out = copy.deepcopy(base)
     for key, value in overrides.items():
         if value is None:

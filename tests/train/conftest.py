@@ -36,8 +36,10 @@ def write_corpus(directory: Path, n: int, seed: int = 1, difficulty: int | tuple
 
 @pytest.fixture(scope="session")
 def toy_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 24-row toy corpus directory."""
-    return write_corpus(tmp_path_factory.mktemp("corpus"), 24)
+    """A 24-row toy corpus directory, with a funnel.json as `distill filter` writes one."""
+    directory = write_corpus(tmp_path_factory.mktemp("corpus"), 24)
+    (directory / "funnel.json").write_text(json.dumps({"entered": 30, "removed": {"format": 6}, "kept": 24}))
+    return directory
 
 
 # Small and fast: a 32-wide model, short sequences, a step every couple of rows.

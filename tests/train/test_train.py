@@ -43,6 +43,7 @@ def test_tiny_student_learns_and_saves_a_usable_checkpoint(tiny_recipe: Path, to
     assert generated.shape[1] > prompt["input_ids"].shape[1]
 
     card = (out / "README.md").read_text()
+    assert "filter funnel" in card and '"entered": 30' in card
     assert "tiny" in card and "toy-gold" in card and str(toy_corpus) in card and "steps: 8" in card
     report = json.loads((out / "data_report.json").read_text())
     assert report["rows"] == 24 and report["overlong"] == 0
