@@ -107,6 +107,13 @@ def train(
 
     check_report_to(recipe, [recipe.report_to] if isinstance(recipe.report_to, str) else list(recipe.report_to))
     processes = num_processes or recipe.num_processes or 1
+    if recipe.global_batch_size and "LOCAL_RANK" not in os.environ:
+        effective = recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps * processes
+        if effective != recipe.global_batch_size:
+            log.warning("global batch is %d (%d x %d x %d processes), not the recipe's %d; "
+                        "adjust gradient_accumulation_steps to keep it", effective,
+                        recipe.per_device_train_batch_size, recipe.gradient_accumulation_steps, processes,
+                        recipe.global_batch_size)
     if processes > 1 and "LOCAL_RANK" not in os.environ:
         from distill.train.launch import launch
 

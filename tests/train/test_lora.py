@@ -74,3 +74,12 @@ def test_qlora_nf4_trains_on_cpu_and_merges_from_full_precision(tiny_recipe: Pat
 def test_merge_of_a_full_checkpoint_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a LoRA adapter"):
         export(tiny_model_dir, tmp_path / "x", merge=True)
+
+
+def test_export_without_merge_copies_the_model_but_not_checkpoints(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path,
+                                                                   fast) -> None:
+    out = train(tiny_recipe, toy_corpus, tmp_path / "full", max_steps=2, overrides=fast)
+    copied = export(out, tmp_path / "copy")
+    assert (copied / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+    assert not list(copied.glob("checkpoint-*")) and not (copied / "base").exists()
+    assert AutoModelForCausalLM.from_pretrained(copied).config.hidden_size == 32
