@@ -1,6 +1,6 @@
 """Pretrain the tiny world's base student (students/tiny-base/): it knows the toy language, never a worked trace.
 
-    python scripts/make_tiny_base.py [--out students/tiny-base] [--n 5000] [--facts 3000] [--seed 2000]
+    python scripts/make_tiny_base.py [--out students/tiny-base] [--n 3000] [--facts 1500] [--seed 2000]
 
 Real students start from pretrained bases that know the language and arithmetic facts but not how
 to reason step by step; this is that base at toy scale. Its corpus has two kinds of rows, and no
@@ -8,6 +8,9 @@ gold trace: `--n` toy problems answered directly (an empty think block, then `\\
 `--facts` rows of one-digit facts ("7+5=12", "4+8+1=13", "13-6=7", "9*3+2=29"). It trains with the
 project's trainer (`distill.train.train`) on students/tiny-student.yaml's architecture from random
 weights (`model: tiny`), deterministic by seed on one thread, and the model is copied into `--out`.
+
+Measured (2026-11-29, the shared 2-core machine under heavy load from other jobs): 282 steps in 696 s
+wall; the committed students/tiny-base/ answers 0 of 64 held-out toy problems (it cannot compute).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 KEEP = ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
         "chat_template.jinja", "special_tokens_map.json")
 FACTS_PROMPT = "Practise one-digit arithmetic."
-PRETRAIN = {"model": "tiny", "learning_rate": 3.0e-3, "num_train_epochs": 1, "save_steps": 200}
+PRETRAIN = {"model": "tiny", "learning_rate": 3.0e-3, "num_train_epochs": 1, "save_steps": 200,
+            "per_device_train_batch_size": 16}
 
 
 def fact(rng: random.Random) -> str:
@@ -76,8 +80,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(REPO / "students" / "tiny-base"))
     parser.add_argument("--recipe", default=str(REPO / "students" / "tiny-student.yaml"))
-    parser.add_argument("--n", type=int, default=5000, help="problems answered directly")
-    parser.add_argument("--facts", type=int, default=3000, help="rows of 16 one-digit facts")
+    parser.add_argument("--n", type=int, default=3000, help="problems answered directly")
+    parser.add_argument("--facts", type=int, default=1500, help="rows of 16 one-digit facts")
     parser.add_argument("--seed", type=int, default=2000)
     parser.add_argument("--work", default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--threads", type=int, default=1)
