@@ -172,7 +172,9 @@ def sft_config(recipe: StudentRecipe, out_dir: Path, max_steps: int | None) -> A
         per_device_train_batch_size=recipe.per_device_train_batch_size,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
         bf16=recipe.bf16 and on_gpu,
-        gradient_checkpointing=recipe.gradient_checkpointing and recipe.mode != "qlora",
+        # transformers 5 name for gradient checkpointing; QLoRA's is enabled by prepare_model_for_kbit_training.
+        activation_checkpointing=recipe.gradient_checkpointing and recipe.mode != "qlora",
+        activation_checkpointing_kwargs={"use_reentrant": False} if recipe.gradient_checkpointing else None,
         save_strategy="steps",
         save_steps=recipe.save_steps,
         save_total_limit=recipe.save_total_limit,
