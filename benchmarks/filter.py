@@ -9,6 +9,9 @@ duplicated and looping samples) to a temporary directory, then measures in separ
 - filter: `filter_run` with the default config (decontamination against the shipped benchmarks,
   MinHash near-duplicates within each problem, all per-sample filters) plus `max_per_problem=4`.
 Prints samples/s, the ratio to the baseline and each process's peak RSS (resource.getrusage).
+
+Measured 2026-11-29 on the shared 2-core CI machine (one core, about half of it free), --n 1000000:
+baseline 6,249 samples/s, 81 MB; filter 768 samples/s (1,303 s), peak RSS 333 MB (target < 1 GB).
 """
 
 from __future__ import annotations
