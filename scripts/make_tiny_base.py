@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -34,6 +35,20 @@ REPO = Path(__file__).resolve().parent.parent
 KEEP = ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
         "chat_template.jinja", "special_tokens_map.json")
 FACTS_PROMPT = "Practise one-digit arithmetic."
+RESTATE_PROMPT = "Restate the numbers of this problem, in order: "
+STEP = re.compile(r"has (\d+)|gets (\d+) more|gives away (\d+)|becomes (\d+) times")
+
+
+def restate(prompt: str) -> str:
+    """The numbers of a toy problem and their operations, in order (reading, not reasoning).
+
+    >>> restate("Ann has 47 apples. Ann gets 85 more apples. Then the number of apples becomes 3 times as many.")
+    'Start with 47. Then + 85. Then * 3.'
+    """
+    parts = []
+    for start, plus, minus, times in STEP.findall(prompt):
+        parts.append(f"Start with {start}." if start else f"Then {'+' if plus else '-' if minus else '*'} {plus or minus or times}.")
+    return " ".join(parts)
 PRETRAIN = {"model": "tiny", "learning_rate": 3.0e-3, "num_train_epochs": 1, "save_steps": 200,
             "per_device_train_batch_size": 16}
 
@@ -61,8 +76,8 @@ def fact(rng: random.Random) -> str:
     return f"{x}*{y}+{carry}={x * y + carry}"
 
 
-def corpus(n: int, facts: int, seed: int) -> Iterator[dict]:
-    """Direct-answer problems and fact rows, interleaved deterministically."""
+def corpus(n: int, facts: int, seed: int, restated: int = 0) -> Iterator[dict]:
+    """Direct-answer problems, fact rows and restated problems, interleaved deterministically."""
     profile = load_profile(REPO / "teachers" / "tiny.yaml")
     rng = random.Random(seed)
     rows = [{"messages": [*build_prompt(problem, profile),
@@ -72,6 +87,10 @@ def corpus(n: int, facts: int, seed: int) -> Iterator[dict]:
     rows += [{"messages": [{"role": "user", "content": FACTS_PROMPT},
                            {"role": "assistant", "content": ", ".join(fact(rng) for _ in range(16)) + "."}],
               "problem_id": f"facts-{i}"} for i in range(facts)]
+    rows += [{"messages": [{"role": "user", "content": RESTATE_PROMPT + problem.prompt},
+                           {"role": "assistant", "content": restate(problem.prompt)}],
+              "problem_id": f"restate-{problem.id}"}
+             for problem, _ in generate(restated, seed=seed + 1, difficulty=(1, 3))]
     rng.shuffle(rows)
     yield from rows
 
@@ -82,6 +101,8 @@ def main() -> None:
     parser.add_argument("--recipe", default=str(REPO / "students" / "tiny-student.yaml"))
     parser.add_argument("--n", type=int, default=3000, help="problems answered directly")
     parser.add_argument("--facts", type=int, default=1500, help="rows of 16 one-digit facts")
+    parser.add_argument("--restated", type=int, default=0,
+                        help="problems whose numbers are restated (tried with 3000: the student did not learn faster)")
     parser.add_argument("--seed", type=int, default=2000)
     parser.add_argument("--work", default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--threads", type=int, default=1)
@@ -93,7 +114,7 @@ def main() -> None:
 
     work = Path(args.work or tempfile.mkdtemp(prefix="tiny-base-"))
     (work / "data").mkdir(parents=True, exist_ok=True)
-    write_jsonl(work / "data" / "corpus.jsonl", corpus(args.n, args.facts, args.seed))
+    write_jsonl(work / "data" / "corpus.jsonl", corpus(args.n, args.facts, args.seed, args.restated))
     start = time.monotonic()
     train(args.recipe, work / "data", work / "model", overrides=PRETRAIN)
     logging.info("pretrained in %.0f s (%d threads)", time.monotonic() - start, args.threads)

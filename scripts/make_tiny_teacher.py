@@ -65,11 +65,12 @@ def evaluate_teacher(out: Path, n: int, difficulty: tuple[int, int]) -> dict:
             **{f"difficulty {d}": round(sum(v) / len(v), 3) for d, v in sorted(by_difficulty.items())}}
 
 
-# Three cosine cycles, each on fresh problems and starting from the previous cycle's weights
+# Four cosine cycles, each on fresh problems and starting from the previous cycle's weights
 # (problems, their seed, peak learning rate, warm-up ratio): the first learns the format and to copy
 # the numbers, the next two the column arithmetic. One cycle of the same total length learnt less in
 # the same time on this machine.
-CYCLES = ((5000, 1000, 3.0e-3, 0.05), (2400, 1001, 2.0e-3, 0.02), (4800, 1002, 2.0e-3, 0.02))
+CYCLES = ((5000, 1000, 3.0e-3, 0.05), (2400, 1001, 2.0e-3, 0.02), (4800, 1002, 2.0e-3, 0.02),
+          (2400, 1003, 1.0e-3, 0.02))
 
 
 def main() -> None:
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "teachers" / "tiny"))
     parser.add_argument("--recipe", default=str(REPO / "students" / "tiny-teacher.yaml"))
     parser.add_argument("--cycles", type=int, default=len(CYCLES), help="how many of the training cycles to run")
+    parser.add_argument("--start-cycle", type=int, default=0, help="skip the cycles before this one ...")
+    parser.add_argument("--init", default=None, help="... and start from this checkpoint (the previous cycle's)")
     parser.add_argument("--difficulty", type=int, nargs=2, default=(1, 1))
     parser.add_argument("--work", default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--eval-n", type=int, default=300, help="held-out problems to measure (0: skip)")
@@ -90,8 +93,11 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="tiny-teacher-"))
     difficulty = (args.difficulty[0], args.difficulty[1])
     start = time.monotonic()
-    model: str = "tiny"  # the first cycle starts from a fresh model built from the recipe's `tiny:` sizes
+    # The first cycle starts from a fresh model built from the recipe's `tiny:` sizes.
+    model: str = args.init or "tiny"
     for cycle, (n, seed, learning_rate, warmup) in enumerate(CYCLES[: args.cycles]):
+        if cycle < args.start_cycle:
+            continue
         data = work / f"data-{cycle}"
         data.mkdir(parents=True, exist_ok=True)
         write_corpus(data, n, seed, difficulty)
