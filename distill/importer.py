@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError, RecordError
-from distill.jsonl import JsonlWriter, read_jsonl, read_parquet, write_jsonl
-from distill.problems import PROBLEM_FIELDS, fingerprint, map_fields
+from distill.jsonl import JsonlWriter, write_jsonl
+from distill.problems import PROBLEM_FIELDS, fingerprint, map_fields, read_rows
 from distill.records import SCHEMA_VERSION, Problem, Sample, from_dict
 
 log = logging.getLogger(__name__)
@@ -45,26 +45,8 @@ _SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)(<\|end_of_solution\|>|$)",
 
 
 def rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """`(row_number, row)` of a JSONL or Parquet file or a saved `datasets` directory."""
-    path = Path(path)
-    if path.is_dir():
-        import datasets
-
-        loaded = datasets.load_from_disk(str(path))
-        if isinstance(loaded, datasets.DatasetDict):
-            loaded = loaded["train"] if "train" in loaded else loaded[next(iter(loaded))]
-        for number, row in enumerate(loaded, start=1):
-            yield number, dict(row)
-        return
-    if not path.exists():
-        raise DistillError(f"{path}: no such file or directory")
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        yield from read_jsonl(path)
-    elif suffix == ".parquet":
-        yield from read_parquet(path)
-    else:
-        raise DistillError(f"{path}: unknown file type {suffix!r} (expected .jsonl, .parquet or a datasets directory)")
+    """`(row_number, row)` of a JSONL, Parquet or CSV file or a saved `datasets` directory (its train split)."""
+    return read_rows(path, splits=("train",))
 
 
 def split_trace(text: str, reasoning: str | None = None) -> tuple[str, str, bool]:

@@ -158,20 +158,40 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             for row in reader:
-                yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "")}
+                yield reader.line_num, dict(row)
     except UnicodeDecodeError as err:
         raise RecordError(f"{path}: not UTF-8 ({err.reason} at byte {err.start})") from err
 
 
-def _read_saved_dataset(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_saved_dataset(path: Path, splits: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
     import datasets
 
     loaded = datasets.load_from_disk(str(path))
     if isinstance(loaded, datasets.DatasetDict):
-        split = "test" if "test" in loaded else next(iter(loaded))
+        split = next((s for s in splits if s in loaded), next(iter(loaded)))
         loaded = loaded[split]
     for number, row in enumerate(loaded, start=1):
         yield number, dict(row)
+
+
+def read_rows(path: str | Path, splits: tuple[str, ...] = ("test", "train")) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`(line_or_row_number, row)` of a local table: JSONL, Parquet, CSV or a saved `datasets` directory.
+
+    For a `DatasetDict`, the first of `splits` that it has is read (else its first split).
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _read_saved_dataset(path, splits)
+    if not path.exists():
+        raise RecordError(f"{path}: no such file or directory")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return read_jsonl(path)
+    if suffix == ".parquet":
+        return read_parquet(path)
+    if suffix == ".csv":
+        return _read_csv(path)
+    raise RecordError(f"{path}: unknown file type {suffix!r} (expected .jsonl, .parquet, .csv or a datasets directory)")
 
 
 def _read_hub(name: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -193,17 +213,11 @@ def _read_hub(name: str) -> Iterator[tuple[int, dict[str, Any]]]:
 def _rows(source: str) -> tuple[Iterator[tuple[int, dict[str, Any]]], str]:
     """Rows of a source and the label that error messages use for it ('file' or 'file:line')."""
     path = Path(source)
-    if path.is_dir():
-        return _read_saved_dataset(path), str(path)
     if path.exists():
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".json"):
-            return read_jsonl(path), str(path)
-        if suffix == ".parquet":
-            return read_parquet(path), str(path)
-        if suffix == ".csv":
-            return _read_csv(path), str(path)
-        raise RecordError(f"{path}: unknown problem file type {suffix!r} (expected .jsonl, .parquet, .csv or a datasets directory)")
+        rows = read_rows(path)
+        if path.suffix.lower() == ".csv":  # CSV has no null: an empty cell means the column is absent
+            rows = ((n, {k: v for k, v in row.items() if v not in (None, "")}) for n, row in rows)
+        return rows, str(path)
     if "/" in source and not source.startswith((".", "/")) and source.count("/") == 1:
         return _read_hub(source), source
     raise RecordError(f"{source}: no such file, and not a shipped set ({', '.join(SHIPPED)})")

@@ -9,7 +9,6 @@ LiveCodeBench's JSONL: `question_id`, `question_content`, `public_test_cases`, .
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import random
@@ -18,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import RecordError
-from distill.jsonl import read_jsonl, read_parquet
-from distill.problems import SHIPPED, load_problems
+from distill.problems import SHIPPED, load_problems, read_rows
 from distill.records import Problem, from_dict
 
 log = logging.getLogger(__name__)
@@ -62,21 +60,6 @@ def bench_name(spec: str) -> str:
         return spec.replace(":", "-")
     path = Path(spec)
     return (path.stem if path.suffix else path.name) or "bench"
-
-
-def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            for row in reader:
-                yield reader.line_num, dict(row)
-    elif suffix in (".jsonl", ".json"):
-        yield from read_jsonl(path)
-    elif suffix == ".parquet":
-        yield from read_parquet(path)
-    else:
-        raise RecordError(f"{path}: unknown benchmark file type {suffix!r}")
 
 
 def gpqa_problem(row: dict[str, Any], where: str, seed: int = 0) -> Problem:
@@ -186,8 +169,8 @@ def load_bench(spec: str, seed: int = 0) -> list[Problem]:
         return _convert(_hub_rows(spec), spec, "gpqa" if spec.startswith("gpqa") else "livecodebench", seed)
     path = Path(spec)
     if spec not in SHIPPED and path.is_file() and path.suffix.lower() in (".csv", ".jsonl", ".json", ".parquet"):
-        first = next(iter(_read_rows(path)), None)
+        first = next(iter(read_rows(path)), None)
         layout = _layout(set(first[1])) if first else None
         if layout is not None:
-            return _convert(_read_rows(path), str(path), layout, seed)
+            return _convert(read_rows(path), str(path), layout, seed)
     return load_problems(spec)
