@@ -44,6 +44,11 @@ def from_mapping(cls: type[C], data: Mapping[str, Any], where: str) -> C:
     ...     n: int = 1
     >>> from_mapping(Demo, {"n": 3}, "demo.yaml").n
     3
+    >>> @dataclasses.dataclass
+    ... class Rate:
+    ...     lr: float = 1.0
+    >>> from_mapping(Rate, yaml.safe_load("lr: 2e-3"), "rate.yaml").lr
+    0.002
     >>> from_mapping(Demo, {"m": 3}, "demo.yaml")
     Traceback (most recent call last):
     ...
@@ -63,6 +68,12 @@ def from_mapping(cls: type[C], data: Mapping[str, Any], where: str) -> C:
             continue
         if isinstance(value, int) and not isinstance(value, bool) and matches_type(0.5, tp) and not matches_type(1, tp):
             value = float(value)
+        if isinstance(value, str) and matches_type(0.5, tp) and not matches_type("", tp):
+            # YAML 1.1 reads `2e-3` (no dot) as a string; take it as the number the user meant.
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if not matches_type(value, tp):
             raise ConfigError(f"{where}: key {key!r}: expected {type_name(tp)}, got {type(value).__name__} ({value!r})")
         values[key] = value
