@@ -126,11 +126,27 @@ def _interpreters() -> list[str]:
     return found
 
 
+def _roots_under_tmp(python: str) -> list[str]:
+    """The interpreter's environment folders that a private /tmp would hide (its venv and real install)."""
+    roots = []
+    for path in (python, os.path.realpath(python)):
+        env_root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+        if (env_root == "/tmp" or env_root.startswith("/tmp/")) and env_root not in roots:
+            roots.append(env_root)
+    if sys.prefix.startswith("/tmp/") and python == sys.executable and sys.prefix not in roots:
+        roots.append(sys.prefix)
+    return roots
+
+
 def _prefix(launcher: _Launcher, scratch: str, env: dict[str, str]) -> list[str]:
     if launcher.name == "bwrap":
         cmd = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
                "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                "--bind", scratch, scratch, "--chdir", scratch, "--clearenv"]
+        # The private /tmp hides an interpreter that lives under /tmp (a checkout or venv there, as in
+        # some CI runners): bind its environment back, read-only.
+        for root in _roots_under_tmp(launcher.python):
+            cmd += ["--ro-bind", root, root]
         if os.geteuid() == 0:
             # bwrap drops all capabilities of a root child; the boot script needs these two to switch user.
             cmd += ["--cap-add", "CAP_SETUID,CAP_SETGID"]
