@@ -13,13 +13,14 @@ a silent redo, so nothing written is lost: start a new run directory instead.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ class TrainStage:
     student: str = "students/tiny-student.yaml"
     max_steps: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    parallel: bool = True  # train the two students at once, one process (and one thread) each
 
 
 @dataclass
@@ -177,19 +179,25 @@ class Stages:
         path = self.marker(name)
         return json.loads(path.read_text(encoding="utf-8"))["fingerprint"] if path.is_file() else None
 
-    def run(self, name: str, inputs: Any, body: Callable[[Path], Any]) -> str:
-        """Run `body(stage_dir)` unless already finished with the same inputs; returns the stage's fingerprint."""
-        key = fingerprint_of({"stage": name, "inputs": inputs})
+    def pending(self, name: str, inputs: Any) -> bool:
+        """Whether the stage still has to run; refuses one that finished with other inputs."""
         previous = self.done(name)
-        if previous == key:
-            log.info("stage %s: complete, skipped", name)
-            self.skipped.append(name)
-            return key
-        if previous is not None:
+        if previous is None:
+            return True
+        if previous != fingerprint_of({"stage": name, "inputs": inputs}):
             raise DistillError(
                 f"{self.run_dir / name}: this stage finished with different inputs (the recipe or an earlier "
                 f"stage changed); use a new run directory (--run-dir) to keep both results"
             )
+        return False
+
+    def run(self, name: str, inputs: Any, body: Callable[[Path], Any]) -> str:
+        """Run `body(stage_dir)` unless already finished with the same inputs; returns the stage's fingerprint."""
+        key = fingerprint_of({"stage": name, "inputs": inputs})
+        if not self.pending(name, inputs):
+            log.info("stage %s: complete, skipped", name)
+            self.skipped.append(name)
+            return key
         stage_dir = self.run_dir / name
         stage_dir.mkdir(parents=True, exist_ok=True)
         log.info("stage %s: running", name)
@@ -270,12 +278,18 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
     student = load_student_recipe(recipe.resolve(recipe.train.student), recipe.train.overrides)
     train_inputs = [dataclasses.asdict(student), recipe.train.max_steps]
     models: dict[str, tuple[str, str]] = {}  # name -> (checkpoint or profile, fingerprint)
-    for name, corpus_key in (("filtered", filtered_key), ("unfiltered", unfiltered_key)):
-        out_dir = run_dir / f"student-{name}"
-        fp = stages.run(f"student-{name}", [corpus_key, train_inputs],
-                        lambda out, n=name: train(student, run_dir / f"corpus-{n}", out,
-                                                  max_steps=recipe.train.max_steps))
-        models[name] = (str(out_dir), fp)
+    corpora = (("filtered", filtered_key), ("unfiltered", unfiltered_key))
+    todo = [n for n, k in corpora if stages.pending(f"student-{n}", [k, train_inputs])]
+    with _trainers(len(todo) if recipe.train.parallel else 1) as pool:
+        # Both students start at once when there is a process for each; each stage then waits for its own.
+        jobs = {n: pool.submit(_train_student, student, run_dir / f"corpus-{n}", run_dir / f"student-{n}",
+                               recipe.train.max_steps) for n in todo} if pool else {}
+        for name, corpus_key in corpora:
+            out_dir = run_dir / f"student-{name}"
+            fp = stages.run(f"student-{name}", [corpus_key, train_inputs],
+                            lambda out, n=name: jobs[n].result() if n in jobs else
+                            train(student, run_dir / f"corpus-{n}", out, max_steps=recipe.train.max_steps))
+            models[name] = (str(out_dir), fp)
     models["base"] = (_base_checkpoint(student, run_dir), fingerprint_of(train_inputs))
     models["teacher"] = (teacher_path, fingerprint_of(teacher_path))
 
@@ -292,6 +306,29 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
     table = compare([str(d) for d in eval_dirs])
     (run_dir / "results.md").write_text(table + "\n", encoding="utf-8")
     return {"run_dir": str(run_dir), "table": table, "ran": stages.ran, "skipped": stages.skipped}
+
+
+def _train_student(student: Any, corpus: Path, out: Path, max_steps: int | None) -> str:
+    """Train one student in a worker process with one thread (two students share the cores)."""
+    import torch
+
+    from distill.train import train
+
+    torch.set_num_threads(1)
+    return str(train(student, corpus, out, max_steps=max_steps))
+
+
+@contextlib.contextmanager
+def _trainers(count: int) -> Iterator[Any]:
+    """A pool of `count` fresh (spawned) processes for student training, or None to train in this one."""
+    if count < 2 or (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
 
 
 def teacher_profile(path: str) -> Any:
