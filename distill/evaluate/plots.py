@@ -67,17 +67,8 @@ def plot_pass_at_k(dirs: list[Path], out: Path) -> Path:
         ticks = sorted({int(x) for line in ax.get_lines() for x in line.get_xdata()})
         if ticks:
             ax.set_xticks(ticks, [str(t) for t in ticks])  # 1, 2, 4 rather than 2^0, 2^1, 2^2
-        ax.set_title(bench)
-        ax.set_xlabel("k")
-        ax.set_ylabel("pass@k")
-        ax.set_ylim(-0.03, 1.03)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+        _label_axes(ax, bench, "k", "pass@k")
+    return _save(plt, fig, out)
 
 
 def plot_accuracy_vs_length(dirs: list[Path], out: Path, bins: int = 5) -> Path:
@@ -97,12 +88,20 @@ def plot_accuracy_vs_length(dirs: list[Path], out: Path, bins: int = 5) -> Path:
             binned = length_bins(points, bins)
             if binned:
                 ax.plot([b[0] for b in binned], [b[1] for b in binned], marker="o", label=label)
-        ax.set_title(bench)
-        ax.set_xlabel("completion tokens")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(-0.03, 1.03)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
+        _label_axes(ax, bench, "completion tokens", "accuracy")
+    return _save(plt, fig, out)
+
+
+def _label_axes(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.03, 1.03)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+
+
+def _save(plt: Any, fig: Any, out: Path) -> Path:
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
