@@ -133,8 +133,6 @@ def _roots_under_tmp(python: str) -> list[str]:
         env_root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
         if (env_root == "/tmp" or env_root.startswith("/tmp/")) and env_root not in roots:
             roots.append(env_root)
-    if sys.prefix.startswith("/tmp/") and python == sys.executable and sys.prefix not in roots:
-        roots.append(sys.prefix)
     return roots
 
 
