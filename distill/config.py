@@ -89,6 +89,34 @@ def from_mapping(cls: type[C], data: Mapping[str, Any], where: str) -> C:
         raise ConfigError(f"{where}: {err}") from err
 
 
+def apply_settings(data: dict[str, Any], settings: list[str] | None) -> dict[str, Any]:
+    """Apply `--set GROUP.KEY=VALUE` assignments (values read as YAML) to a config mapping, in place.
+
+    >>> apply_settings({"grpo": {"beta": 0.001}}, ["grpo.beta=0.04", "grpo.benches=[math500]"])
+    {'grpo': {'beta': 0.04, 'benches': ['math500']}}
+    >>> apply_settings({"grpo": 1}, ["grpo.beta=0.04"])
+    Traceback (most recent call last):
+    ...
+    distill.errors.ConfigError: --set grpo.beta=0.04: 'grpo' is not a group
+    """
+    for text in settings or []:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {text}: expected GROUP.KEY=VALUE")
+        *groups, last = key.strip().split(".")
+        node = data
+        for group in groups:
+            child = node.setdefault(group, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text}: {group!r} is not a group")
+            node = child
+        try:
+            node[last] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {text}: the value is not valid YAML") from err
+    return data
+
+
 def load_config(cls: type[C], path: str | Path, overrides: Mapping[str, Any] | None = None) -> C:
     """Load dataclass `cls` from a YAML file, then apply `overrides` (flags) on top."""
     data = read_yaml(path)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.config import from_mapping, read_yaml
+from distill.config import apply_settings, from_mapping, read_yaml
 from distill.errors import ConfigError, DistillError
 from distill.jsonl import write_jsonl
 from distill.records import Problem, to_dict
@@ -130,23 +130,10 @@ def load_recipe(path: str | Path, run_dir: str | None = None, overrides: list[st
     The three-seed measurement of BENCHMARKS.md varies every seed of the quickstart this way:
     `--set sample.seed=1 --set eval.seed=1 --set train.overrides.seed=1`.
     """
-    import yaml
-
     data = read_yaml(path)
     if "path" in data:
         raise ConfigError(f"{path}: key 'path' is set by the loader, not the recipe")
-    for text in overrides or []:
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {text}: expected GROUP.KEY=VALUE")
-        *groups, last = key.strip().split(".")
-        node = data
-        for group in groups:
-            child = node.setdefault(group, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {text}: {group!r} is not a group")
-            node = child
-        node[last] = yaml.safe_load(value)
+    apply_settings(data, overrides)
     data["path"] = str(Path(path).resolve())
     if run_dir is not None:
         data["run_dir"] = run_dir

@@ -19,6 +19,8 @@ def command(
         str | None, typer.Option(help=f"The GRPO recipe when --student is a checkpoint (default {DEFAULT_RECIPE}).")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Train on the first N problems only.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key: GROUP.KEY=VALUE "
+                                                   "(repeatable), e.g. grpo.learning_rate=1e-6.")] = None,
 ) -> None:
     """Reinforce a student with GRPO and verifier rewards (accuracy, format, language consistency)."""
     from distill.errors import ConfigError
@@ -35,5 +37,5 @@ def command(
             raise ConfigError(f"--student {student}: expected a GRPO recipe (.yaml), a checkpoint directory or a hub id")
         model = student
         recipe_path = resolve_path(recipe or DEFAULT_RECIPE)
-    path = reinforce(recipe_path, out, model=model, problems=problems, max_steps=max_steps, limit=limit)
+    path = reinforce(recipe_path, out, model=model, problems=problems, max_steps=max_steps, limit=limit, settings=set_)
     typer.echo(f"reinforced model saved to {path} (per-step metrics in {path / 'metrics.jsonl'})")

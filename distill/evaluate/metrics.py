@@ -80,6 +80,20 @@ def mean_and_se(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(variance / n)
 
 
+def paired_difference(before: dict[str, float], after: dict[str, float]) -> tuple[float, float]:
+    """The mean per-problem change from `before` to `after` (problem id -> pass@1) and its standard error,
+    over the problems both hold: the paired test for "did this model get better on the same problems".
+
+    >>> diff, se = paired_difference({"a": 0.0, "b": 0.5, "c": 1.0}, {"a": 0.5, "b": 0.5, "c": 1.0})
+    >>> round(diff, 4), round(se, 4)
+    (0.1667, 0.1667)
+    """
+    shared = [pid for pid in before if pid in after]
+    if not shared:
+        raise ValueError("paired_difference: the two evaluations share no problem")
+    return mean_and_se([after[pid] - before[pid] for pid in shared])
+
+
 def bootstrap_interval(values: Sequence[float], resamples: int = 1000, seed: int = 0,
                        level: float = 0.95) -> tuple[float, float]:
     """A percentile bootstrap interval of the mean, resampling `values` (per-problem scores) with a seed.

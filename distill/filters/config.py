@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-
-from distill.config import from_mapping, read_yaml
-from distill.errors import ConfigError
+from distill.config import apply_settings, from_mapping, read_yaml
 
 BENCHMARKS = ["math500", "aime2024", "gsm8k", "humaneval", "mbpp"]
 
@@ -149,20 +146,6 @@ class FilterConfig:
     card: CardConfig = field(default_factory=CardConfig)
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Parse `group.key=value` (value read as YAML) into a key path and a value.
-
-    >>> parse_override("selection.max_per_problem=4")
-    (['selection', 'max_per_problem'], 4)
-    >>> parse_override("decontamination.benchmarks=[math500]")
-    (['decontamination', 'benchmarks'], ['math500'])
-    """
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {text}: expected GROUP.KEY=VALUE")
-    return key.strip().split("."), yaml.safe_load(value) if value.strip() else None
-
-
 def load_filter_config(path: str | Path | None = None, overrides: list[str] | None = None) -> FilterConfig:
     """Load a FilterConfig from YAML (defaults when `path` is None), then apply `group.key=value` overrides.
 
@@ -173,14 +156,5 @@ def load_filter_config(path: str | Path | None = None, overrides: list[str] | No
     ...
     distill.errors.ConfigError: filter config: selection: unknown key 'polcy' (known: max_per_problem, policy, seed, drop_always_solved, drop_never_solved)
     """
-    data: dict[str, Any] = read_yaml(path) if path is not None else {}
-    for text in overrides or []:
-        keys, value = parse_override(text)
-        node = data
-        for key in keys[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {text}: {key!r} is not a group")
-            node = child
-        node[keys[-1]] = value
+    data = apply_settings(read_yaml(path) if path is not None else {}, overrides)
     return from_mapping(FilterConfig, data, str(path) if path is not None else "filter config")

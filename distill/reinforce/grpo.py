@@ -19,7 +19,7 @@ from distill.errors import ConfigError
 from distill.jsonl import JsonlWriter, read_jsonl, write_jsonl
 from distill.problems import MATH_PROMPT_SUFFIX, fingerprint, load_problems
 from distill.records import Problem, prompt_text
-from distill.reinforce.recipe import GRPORecipe, load_grpo_recipe, resolve_path
+from distill.reinforce.recipe import GRPORecipe, load_grpo_recipe, resolve_path, with_settings
 from distill.reinforce.rewards import RewardSet
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,7 @@ def grpo_config(recipe: GRPORecipe, out_dir: Path, think_opened: bool, weights: 
         loss_type=g.loss_type,
         scale_rewards=g.scale_rewards,
         mask_truncated_completions=g.mask_truncated_completions,
+        top_entropy_quantile=g.top_entropy_quantile,
         num_iterations=g.num_iterations,
         per_device_train_batch_size=g.per_device_train_batch_size,
         gradient_accumulation_steps=g.gradient_accumulation_steps,
@@ -174,10 +175,12 @@ def reinforce(
     problems: str | None = None,
     max_steps: int | None = None,
     limit: int | None = None,
+    settings: list[str] | None = None,
 ) -> Path:
     """Run GRPO on a model with verifier rewards; returns `out_dir`, which holds the final model.
 
-    `model` and `problems` override the recipe's; `max_steps` stops early. A run whose `out_dir` holds
+    `model` and `problems` override the recipe's, as do `settings` (`GROUP.KEY=VALUE`, e.g.
+    `grpo.beta=0.04`); `max_steps` stops early. A run whose `out_dir` holds
     checkpoints resumes from the last one. Writes out_dir/metrics.jsonl (one row per logged step) and
     out_dir/reinforce.json (recipe, problem set, steps, wall time, last metrics).
     """
@@ -186,9 +189,9 @@ def reinforce(
 
     recipe_dir = None
     if isinstance(recipe_or_path, GRPORecipe):
-        recipe = recipe_or_path
+        recipe = with_settings(recipe_or_path, settings)
     else:
-        recipe = load_grpo_recipe(recipe_or_path)
+        recipe = load_grpo_recipe(recipe_or_path, settings=settings)
         recipe_dir = Path(recipe_or_path).parent
     if max_steps is not None:
         recipe = dataclasses.replace(recipe, grpo=dataclasses.replace(recipe.grpo, max_steps=max_steps))

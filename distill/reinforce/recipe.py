@@ -8,11 +8,12 @@ its numbers come from.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from distill.config import from_mapping, load_config
+from distill.config import apply_settings, from_mapping, read_yaml
 
 AnswerFormat = Literal["after_think", "answer_tags"]
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -68,6 +69,9 @@ class GRPOSettings:
     loss_type: str = "grpo"  # grpo | dapo | dr_grpo | bnpo
     scale_rewards: str = "group"  # group | batch | none (Dr. GRPO: none)
     mask_truncated_completions: bool = False
+    # Train only on the tokens whose entropy is in this top share of the batch (1.0 = every token);
+    # Wang et al. 2025 ("Beyond the 80/20 rule") keep 0.2: the forking tokens where the policy is unsure.
+    top_entropy_quantile: float = 1.0
     num_iterations: int = 1
     per_device_train_batch_size: int = 16  # completions per device per step; a multiple of G
     gradient_accumulation_steps: int = 1
@@ -126,9 +130,24 @@ def resolve_path(value: str, base: Path | None = None) -> Path:
     return path
 
 
-def load_grpo_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> GRPORecipe:
-    """Load a `students/rl/*.yaml` recipe; `overrides` (top-level keys) win over the file."""
-    return load_config(GRPORecipe, path, overrides)
+def load_grpo_recipe(path: str | Path, overrides: dict[str, Any] | None = None,
+                     settings: list[str] | None = None) -> GRPORecipe:
+    """Load a `students/rl/*.yaml` recipe; `overrides` (top-level keys) and then `settings`
+    (`GROUP.KEY=VALUE`, as `--set` gives them) win over the file."""
+    data = read_yaml(path)
+    data.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return from_mapping(GRPORecipe, apply_settings(data, settings), str(path))
+
+
+def with_settings(recipe: GRPORecipe, settings: list[str] | None, where: str = "<recipe>") -> GRPORecipe:
+    """A copy of `recipe` with `GROUP.KEY=VALUE` settings applied and checked like a file's keys.
+
+    >>> with_settings(recipe_from_dict({}), ["grpo.beta=0.04"]).grpo.beta
+    0.04
+    """
+    if not settings:
+        return recipe
+    return from_mapping(GRPORecipe, apply_settings(dataclasses.asdict(recipe), settings), where)
 
 
 def recipe_from_dict(data: dict[str, Any], where: str = "<recipe>") -> GRPORecipe:

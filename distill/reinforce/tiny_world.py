@@ -49,6 +49,13 @@ def pass_at_1(model: Path, bench: Path, out: Path, k: int, max_new_tokens: int) 
     return next(iter(summary["benchmarks"].values())) if "benchmarks" in summary else summary
 
 
+def per_problem_pass_at_1(eval_dir: Path) -> dict[str, float]:
+    """Problem id -> pass@1 from an evaluation's per-problem results."""
+    from distill.jsonl import read_jsonl
+
+    return {row["problem_id"]: row["pass@1"] for _, row in read_jsonl(eval_dir / "held_out" / "problems.jsonl")}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the measurement; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,8 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--held-out", type=int, default=300)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=None, help="override the tiny recipe's learning rate")
-    parser.add_argument("--max-completion-length", type=int, default=None, help="override the tiny recipe's")
+    parser.add_argument("--recipe", default=str(REPO / "students/rl/tiny.yaml"))
+    parser.add_argument("--set", dest="settings", action="append", default=[],
+                        help="override a recipe key, GROUP.KEY=VALUE (repeatable), e.g. grpo.learning_rate=1e-4")
     parser.add_argument("--only-sft", action="store_true", help="stop after training the SFT student")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -84,17 +92,18 @@ def main(argv: list[str] | None = None) -> None:
     write_jsonl(rl_problems, (to_dict(p) for p, _ in generate(args.rl_problems, seed=7, difficulty=levels)))
     before = pass_at_1(student, held_out, out / "eval_before", args.k, args.max_new_tokens)
     log.info("before: %s", before)
-    recipe = load_grpo_recipe(REPO / "students/rl/tiny.yaml")
-    changes = {"learning_rate": args.lr, "max_completion_length": args.max_completion_length}
-    recipe = dataclasses.replace(recipe, grpo=dataclasses.replace(
-        recipe.grpo, **{k: v for k, v in changes.items() if v is not None}))
+    recipe = load_grpo_recipe(args.recipe, settings=args.settings)
     rl = reinforce(recipe, out / "rl", model=str(student), problems=str(rl_problems), max_steps=args.steps)
     after = pass_at_1(rl, held_out, out / "eval_after", args.k, args.max_new_tokens)
-    result = {"student": str(student), "difficulty": args.difficulty, "steps": args.steps, "grpo": dataclasses.asdict(recipe.grpo), "k": args.k, "held_out": args.held_out,
-              "before": before, "after": after}
+    from distill.evaluate.metrics import paired_difference
+
+    change, change_se = paired_difference(per_problem_pass_at_1(out / "eval_before"), per_problem_pass_at_1(out / "eval_after"))
+    result = {"change": change, "change_se": change_se, "student": str(student), "difficulty": args.difficulty,
+              "steps": args.steps, "recipe": args.recipe, "settings": args.settings, "grpo": dataclasses.asdict(recipe.grpo),
+              "k": args.k, "held_out": args.held_out, "before": before, "after": after}
     (out / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     log.info("after: %s", after)
-    print(json.dumps({"before": before, "after": after}, indent=2))  # noqa: T201  (a script's result)
+    print(json.dumps({"before": before, "after": after, "change": change, "change_se": change_se}, indent=2))  # noqa: T201  (a script's result)
 
 
 if __name__ == "__main__":

@@ -136,8 +136,29 @@ def test_cli_runs_and_rejects_bad_input(tmp_path: Path, tiny_model_dir: Path, rl
     result = runner.invoke(app, [
         "reinforce", "--student", str(tiny_model_dir), "--recipe", str(REPO / "students/rl/tiny.yaml"),
         "--problems", str(rl_problems_file), "--out", str(out), "--max-steps", "1", "--limit", "4",
+        "--set", "grpo.top_entropy_quantile=0.5",
     ])
     assert result.exit_code == 0, result.output
     assert (out / "model.safetensors").exists() and (out / "metrics.jsonl").exists()
+    assert json.loads((out / "reinforce.json").read_text())["recipe"]["grpo"]["top_entropy_quantile"] == 0.5
+    result = runner.invoke(app, [
+        "reinforce", "--student", str(tiny_model_dir), "--recipe", str(REPO / "students/rl/tiny.yaml"),
+        "--problems", str(rl_problems_file), "--out", str(tmp_path / "bad"), "--set", "grpo.group_size=8",
+    ])
+    assert isinstance(result.exception, ConfigError) and "grpo: unknown key 'group_size'" in str(result.exception)
     result = runner.invoke(app, ["reinforce", "--student", "nonexistent", "--problems", "x", "--out", str(out)])
     assert isinstance(result.exception, ConfigError) and "--student nonexistent" in str(result.exception)
+
+
+def test_every_grpo_knob_reaches_trl(tmp_path: Path) -> None:
+    from distill.reinforce.grpo import grpo_config
+
+    recipe = recipe_from_dict({"grpo": {
+        "num_generations": 8, "per_device_train_batch_size": 16, "beta": 0.04, "top_entropy_quantile": 0.2,
+        "temperature": 0.7, "epsilon_high": 0.28, "loss_type": "grpo", "scale_rewards": "none", "max_steps": 3,
+    }})
+    config = grpo_config(recipe, tmp_path, think_opened=True, weights=[1.0], vllm=False)
+    # `generation` decides use_vllm; TrainingArguments turns report_to "none" into [] and fills
+    # steps_per_generation in when it is None.
+    ours = {f.name for f in dataclasses.fields(recipe.grpo)} - {"generation", "report_to", "steps_per_generation"}
+    assert [n for n in sorted(ours) if getattr(config, n) != getattr(recipe.grpo, n)] == []
