@@ -33,6 +33,7 @@ from distill.records import Problem, to_dict
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("base", "unfiltered", "filtered", "teacher")
+TRAIN_LOG = "train.log"  # a worker-trained student's progress, in its output directory
 
 
 @dataclass
@@ -269,6 +270,8 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
     todo = [n for n, k in corpora if stages.pending(f"student-{n}", [k, train_inputs])]
     with _trainers(len(todo) if recipe.train.parallel else 1) as pool:
         # Both students start at once when there is a process for each; each stage then waits for its own.
+        for n in todo if pool else []:
+            log.info("training student-%s in a worker process (progress in %s)", n, run_dir / f"student-{n}" / TRAIN_LOG)
         jobs = {n: pool.submit(_train_student, student, run_dir / f"corpus-{n}", run_dir / f"student-{n}",
                                recipe.train.max_steps) for n in todo} if pool else {}
         for name, corpus_key in corpora:
@@ -296,13 +299,18 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
 
 
 def _train_student(student: Any, corpus: Path, out: Path, max_steps: int | None) -> str:
-    """Train one student in a worker process with one thread (two students share the cores)."""
+    """Train one student in a worker process with one thread (two students share the cores). The
+    trainer's progress bars and per-step logs go to OUT/train.log, so that two students training at
+    once do not interleave them on the terminal above the pipeline's own lines."""
     import torch
 
     from distill.train import train
 
     torch.set_num_threads(1)
-    return str(train(student, corpus, out, max_steps=max_steps))
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / TRAIN_LOG, "a", encoding="utf-8") as log_file, \
+            contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
+        return str(train(student, corpus, out, max_steps=max_steps))
 
 
 @contextlib.contextmanager

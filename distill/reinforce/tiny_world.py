@@ -1,11 +1,12 @@
 """The tiny-world RL measurement: held-out pass@1 of an SFT student before and after a short GRPO run.
 
-    python -m distill.reinforce.tiny_world --out runs/rl-tiny [--student CHECKPOINT] [--steps 60] [--k 4]
+    python -m distill.reinforce.tiny_world --out runs/rl-tiny [--student CHECKPOINT] [--steps S] [--k 4] [--set grpo.KEY=VALUE]
 
 Without `--student` it first trains one (students/tiny.yaml through distill.train) on gold toy traces
 (a stand-in for the pipeline's filtered corpus). GRPO (students/rl/tiny.yaml) uses its own problems
-(seed 7); evaluation (distill.evaluate, k samples at R1's temperature 0.6) uses 300+ held-out ones
-(seed 99). Prints and writes OUT/result.json with pass@1 and its standard error before and after.
+(seed 7); evaluation (distill.evaluate, k samples at R1's temperature 0.6) uses 1,000 held-out ones
+(seed 99). Prints and writes OUT/result.json with pass@1 and its standard error before and after, and
+the paired change (after - before, per problem) with its standard error. BENCHMARKS.md has the results.
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sft-examples", type=int, default=3000)
     parser.add_argument("--difficulty", default="1", help="a level 1-5 or a range such as 1-2")
     parser.add_argument("--sft-steps", type=int, default=None)
-    parser.add_argument("--rl-problems", type=int, default=400)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--held-out", type=int, default=300)
+    parser.add_argument("--rl-problems", type=int, default=3600, help="8 new problems a step for 450 steps")
+    parser.add_argument("--steps", type=int, default=None, help="GRPO steps (default: the recipe's max_steps)")
+    parser.add_argument("--held-out", type=int, default=1000, help="held-out problems (standard error ~1.4 points)")
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--recipe", default=str(REPO / "students/rl/tiny.yaml"))

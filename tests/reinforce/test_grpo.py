@@ -12,10 +12,11 @@ import torch
 from typer.testing import CliRunner
 
 from distill.errors import ConfigError
-from distill.jsonl import read_jsonl
-from distill.records import Problem
+from distill.jsonl import read_jsonl, write_jsonl
+from distill.records import Problem, to_dict
 from distill.reinforce import load_grpo_recipe, recipe_from_dict, reinforce
 from distill.reinforce.grpo import build_prompts, load_tokenizer, think_in_prompt
+from distill.toy.problems import generate
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENTS = ("rewards/accuracy/mean", "rewards/format/mean", "rewards/language/mean")
@@ -136,7 +137,8 @@ def test_cli_runs_and_rejects_bad_input(tmp_path: Path, tiny_model_dir: Path, rl
     result = runner.invoke(app, [
         "reinforce", "--student", str(tiny_model_dir), "--recipe", str(REPO / "students/rl/tiny.yaml"),
         "--problems", str(rl_problems_file), "--out", str(out), "--max-steps", "1", "--limit", "4",
-        "--set", "grpo.top_entropy_quantile=0.5",
+        "--set", "grpo.top_entropy_quantile=0.5", "--set", "grpo.num_generations=4",
+        "--set", "grpo.per_device_train_batch_size=8", "--set", "grpo.max_completion_length=24",
     ])
     assert result.exit_code == 0, result.output
     assert (out / "model.safetensors").exists() and (out / "metrics.jsonl").exists()
@@ -162,3 +164,21 @@ def test_every_grpo_knob_reaches_trl(tmp_path: Path) -> None:
     # steps_per_generation in when it is None.
     ours = {f.name for f in dataclasses.fields(recipe.grpo)} - {"generation", "report_to", "steps_per_generation"}
     assert [n for n in sorted(ours) if getattr(config, n) != getattr(recipe.grpo, n)] == []
+
+
+def test_grpo_raises_the_reward_on_the_problems_it_trains_on(tmp_path: Path) -> None:
+    """The learning signal is wired the right way round: GRPO on the tiny teacher, eight problems seen
+    every step, raises their accuracy (measured 2026-11-29: about 0.45 over the first steps, 0.7 over
+    the last). A sign or alignment bug between rewards and completions would lower it or leave it flat."""
+    torch.set_num_threads(1)
+    problems = tmp_path / "problems.jsonl"
+    write_jsonl(problems, (to_dict(p) for p, _ in generate(8, seed=5, difficulty=(1, 1))))
+    recipe = load_grpo_recipe(REPO / "students/rl/tiny.yaml")
+    recipe = dataclasses.replace(recipe, grpo=dataclasses.replace(
+        recipe.grpo, num_generations=8, per_device_train_batch_size=64, learning_rate=1e-4, top_entropy_quantile=1.0,
+        save_steps=1000, seed=0,
+    ))
+    out = reinforce(recipe, tmp_path / "rl", model=str(REPO / "teachers/tiny"), problems=str(problems), max_steps=16)
+    accuracy = [row["rewards/accuracy/mean"] for _, row in read_jsonl(out / "metrics.jsonl") if "reward" in row]
+    first, last = sum(accuracy[:4]) / 4, sum(accuracy[-4:]) / 4
+    assert last > first + 0.1, accuracy
