@@ -117,10 +117,12 @@ def apply_settings(data: dict[str, Any], settings: list[str] | None) -> dict[str
     return data
 
 
-def load_config(cls: type[C], path: str | Path, overrides: Mapping[str, Any] | None = None) -> C:
-    """Load dataclass `cls` from a YAML file, then apply `overrides` (flags) on top."""
+def load_config(cls: type[C], path: str | Path, overrides: Mapping[str, Any] | None = None,
+                settings: list[str] | None = None) -> C:
+    """Load dataclass `cls` from a YAML file, then apply `overrides` (top-level keys from flags) and
+    `settings` (`GROUP.KEY=VALUE` from `--set`) on top."""
     data = read_yaml(path)
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
-    return from_mapping(cls, data, str(path))
+    return from_mapping(cls, apply_settings(data, settings), str(path))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from distill.config import apply_settings, from_mapping, read_yaml
+from distill.config import apply_settings, from_mapping, load_config
 
 AnswerFormat = Literal["after_think", "answer_tags"]
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -134,9 +134,7 @@ def load_grpo_recipe(path: str | Path, overrides: dict[str, Any] | None = None,
                      settings: list[str] | None = None) -> GRPORecipe:
     """Load a `students/rl/*.yaml` recipe; `overrides` (top-level keys) and then `settings`
     (`GROUP.KEY=VALUE`, as `--set` gives them) win over the file."""
-    data = read_yaml(path)
-    data.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    return from_mapping(GRPORecipe, apply_settings(data, settings), str(path))
+    return load_config(GRPORecipe, path, overrides, settings)
 
 
 def with_settings(recipe: GRPORecipe, settings: list[str] | None, where: str = "<recipe>") -> GRPORecipe:
