@@ -270,10 +270,11 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
     todo = [n for n, k in corpora if stages.pending(f"student-{n}", [k, train_inputs])]
     with _trainers(len(todo) if recipe.train.parallel else 1) as pool:
         # Both students start at once when there is a process for each; each stage then waits for its own.
+        jobs: dict[str, Any] = {}
         for n in todo if pool else []:
             log.info("training student-%s in a worker process (progress in %s)", n, run_dir / f"student-{n}" / TRAIN_LOG)
-        jobs = {n: pool.submit(_train_student, student, run_dir / f"corpus-{n}", run_dir / f"student-{n}",
-                               recipe.train.max_steps) for n in todo} if pool else {}
+            jobs[n] = pool.submit(_train_student, student, run_dir / f"corpus-{n}", run_dir / f"student-{n}",
+                                  recipe.train.max_steps)
         for name, corpus_key in corpora:
             out_dir = run_dir / f"student-{name}"
             fp = stages.run(f"student-{name}", [corpus_key, train_inputs],

@@ -137,7 +137,7 @@ def load_grpo_recipe(path: str | Path, overrides: dict[str, Any] | None = None,
     return load_config(GRPORecipe, path, overrides, settings)
 
 
-def with_settings(recipe: GRPORecipe, settings: list[str] | None, where: str = "<recipe>") -> GRPORecipe:
+def with_settings(recipe: GRPORecipe, settings: list[str] | None) -> GRPORecipe:
     """A copy of `recipe` with `GROUP.KEY=VALUE` settings applied and checked like a file's keys.
 
     >>> with_settings(recipe_from_dict({}), ["grpo.beta=0.04"]).grpo.beta
@@ -145,7 +145,7 @@ def with_settings(recipe: GRPORecipe, settings: list[str] | None, where: str = "
     """
     if not settings:
         return recipe
-    return from_mapping(GRPORecipe, apply_settings(dataclasses.asdict(recipe), settings), where)
+    return from_mapping(GRPORecipe, apply_settings(dataclasses.asdict(recipe), settings), "<recipe>")
 
 
 def recipe_from_dict(data: dict[str, Any], where: str = "<recipe>") -> GRPORecipe:
