@@ -50,11 +50,11 @@ def pass_at_1(model: Path, bench: Path, out: Path, k: int, max_new_tokens: int) 
     return next(iter(summary["benchmarks"].values())) if "benchmarks" in summary else summary
 
 
-def per_problem_pass_at_1(eval_dir: Path) -> dict[str, float]:
-    """Problem id -> pass@1 from an evaluation's per-problem results."""
+def per_problem_pass_at_1(bench_dir: Path) -> dict[str, float]:
+    """Problem id -> pass@1 from one benchmark's per-problem results (`bench_dir`/problems.jsonl)."""
     from distill.jsonl import read_jsonl
 
-    return {row["problem_id"]: row["pass@1"] for _, row in read_jsonl(eval_dir / "held_out" / "problems.jsonl")}
+    return {row["problem_id"]: row["pass@1"] for _, row in read_jsonl(bench_dir / "problems.jsonl")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     after = pass_at_1(rl, held_out, out / "eval_after", args.k, args.max_new_tokens)
     from distill.evaluate.metrics import paired_difference
 
-    change, change_se = paired_difference(per_problem_pass_at_1(out / "eval_before"), per_problem_pass_at_1(out / "eval_after"))
+    change, change_se = paired_difference(per_problem_pass_at_1(out / "eval_before" / before["dir"]),
+                                          per_problem_pass_at_1(out / "eval_after" / after["dir"]))
     result = {"change": change, "change_se": change_se, "student": str(student), "difficulty": args.difficulty,
               "steps": args.steps, "recipe": args.recipe, "settings": args.settings, "grpo": dataclasses.asdict(recipe.grpo),
               "k": args.k, "held_out": args.held_out, "before": before, "after": after}
