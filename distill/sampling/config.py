@@ -33,6 +33,8 @@ class SamplingConfig:
     max_new_tokens: int = R1_MAX_NEW_TOKENS
     seed: int = 0
     stop: list[str] = field(default_factory=list)
+    # Top-K teacher logprobs per generated token, stored beside the samples (None: none).
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -45,6 +47,8 @@ class SamplingConfig:
             raise ConfigError(f"max_new_tokens: expected at least 1, got {self.max_new_tokens}")
         if any(not s for s in self.stop):
             raise ConfigError("stop: stop strings must not be empty")
+        if self.logprobs is not None and self.logprobs < 1:
+            raise ConfigError(f"logprobs: expected at least 1 alternative per token, got {self.logprobs}")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict, as stored in manifests and in every sample's `sampling` field."""

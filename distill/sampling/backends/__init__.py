@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from distill.sampling.backends.base import Backend, Completion, Request, sample_seed
+from distill.sampling.backends.base import Backend, Completion, Request, TokenLogprobs, sample_seed
 
-__all__ = ["Backend", "Completion", "Request", "sample_seed"]
+__all__ = ["Backend", "Completion", "Request", "TokenLogprobs", "sample_seed"]
