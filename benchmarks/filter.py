@@ -65,10 +65,11 @@ def worker(mode: str, run: Path) -> None:
     """Run one measured job in this process and print its figures as JSON."""
     start = time.perf_counter()
     if mode == "read":
-        from distill.filters.inputs import parse_sample, read_with_offsets
+        from distill.filters.inputs import parse_sample
+        from distill.jsonl import scan_jsonl
 
         n = 0
-        for line, _, obj in read_with_offsets(run / "samples" / "shard-0-of-1.jsonl"):
+        for line, _, obj in scan_jsonl(run / "samples" / "shard-0-of-1.jsonl"):
             parse_sample(obj, f"x:{line}")
             n += 1
     else:

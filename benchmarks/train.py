@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def write_corpus(directory: Path, rows: int, max_length: int, seed: int, sigma: float) -> None:
     """DIR/corpus.jsonl with long-tailed lengths: each gold trace repeated lognormal-many times."""
-    from distill.problems import MATH_PROMPT_SUFFIX
+    from distill.text import MATH_PROMPT_SUFFIX
     from distill.toy.problems import generate
 
     rng = random.Random(seed)

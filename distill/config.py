@@ -117,12 +117,22 @@ def apply_settings(data: dict[str, Any], settings: list[str] | None) -> dict[str
     return data
 
 
-def load_config(cls: type[C], path: str | Path, overrides: Mapping[str, Any] | None = None,
-                settings: list[str] | None = None) -> C:
-    """Load dataclass `cls` from a YAML file, then apply `overrides` (top-level keys from flags) and
-    `settings` (`GROUP.KEY=VALUE` from `--set`) on top."""
-    data = read_yaml(path)
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            data[key] = value
-    return from_mapping(cls, apply_settings(data, settings), str(path))
+def load_config(cls: type[C], path: str | Path | None, settings: list[str] | None = None, where: str | None = None) -> C:
+    """The one loader: dataclass `cls` from a YAML file (or its defaults when `path` is None), with
+    `GROUP.KEY=VALUE` settings (from `--set`, or a recipe's `set:` list) applied on top."""
+    data = read_yaml(path) if path is not None else {}
+    return from_mapping(cls, apply_settings(data, settings), where or (str(path) if path is not None else cls.__name__))
+
+
+def with_settings(config: C, settings: list[str] | None, where: str = "<config>") -> C:
+    """A copy of a loaded config with `GROUP.KEY=VALUE` settings applied and checked like a file's keys.
+
+    >>> @dataclasses.dataclass
+    ... class Demo:
+    ...     n: int = 1
+    >>> with_settings(Demo(), ["n=3"]).n
+    3
+    """
+    if not settings:
+        return config
+    return from_mapping(type(config), apply_settings(dataclasses.asdict(config), settings), where)  # type: ignore[arg-type]

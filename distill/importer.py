@@ -11,13 +11,13 @@ Layouts understood, per row:
 Problem fields come through the problem loader's `map_fields` (aliases and `--map FIELD=COLUMN`);
 `--map` also names the trace columns: `messages=`, `completion=`, `reasoning=`, `teacher=`.
 
-The run directory has the sampling store's layout: manifest.json (with the problem set's path and
-fingerprint), samples/shard-0-of-1.jsonl and problems.jsonl.
+The run directory has the layout of every run (`distill.rundir`): manifest.json (with the problem set
+and its fingerprint), samples/shard-0-of-1.jsonl (each sample with the prompt it answered) and
+problems.jsonl.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError, RecordError
-from distill.jsonl import JsonlWriter, write_jsonl
+from distill.jsonl import write_jsonl
+from distill.paths import public_name
 from distill.problems import PROBLEM_FIELDS, fingerprint, map_fields, read_rows
-from distill.records import SCHEMA_VERSION, Problem, Sample, from_dict
+from distill.records import SCHEMA_VERSION, Problem, Sample, from_dict, prompt_text
+from distill.rundir import RunDir
+from distill.text import split_completion
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,6 @@ def split_trace(text: str, reasoning: str | None = None) -> tuple[str, str, bool
         solution = _SOLUTION.search(rest)
         content = solution.group(1) if solution else rest
         return match.group(1).strip(), content.strip(), bool(match.group(2))
-    from distill.sampling.split import split_completion
-
     return split_completion(text, reasoning)
 
 
@@ -94,8 +95,10 @@ def _turns(messages: Any, where: str) -> list[dict[str, str]]:
     return turns
 
 
-def parse_row(row: dict[str, Any], mapping: Mapping[str, str], kind: str, where: str) -> tuple[dict[str, Any], list[str], str | None, str | None]:
-    """A row as (problem fields, completions, reasoning column value, teacher column value)."""
+def parse_row(row: dict[str, Any], mapping: Mapping[str, str], kind: str,
+              where: str) -> tuple[dict[str, Any], list[str], str | None, str | None, list[dict[str, str]] | None]:
+    """A row as (problem fields, completions, reasoning column value, teacher column value, the prompt
+    messages the row records: its system and user turns, or None)."""
     messages_col, messages = _column(row, "messages", mapping)
     completion_col, completion = _column(row, "completion", mapping)
     reasoning_col, reasoning = _column(row, "reasoning", mapping)
@@ -105,6 +108,9 @@ def parse_row(row: dict[str, Any], mapping: Mapping[str, str], kind: str, where:
     prompt = problem_row.get("prompt")
     if isinstance(prompt, list):  # TRL prompt/completion with conversational prompts
         problem_row["prompt"] = "\n".join(t["content"] for t in _turns(prompt, where) if t["role"] == "user")
+    prompt_messages: list[dict[str, str]] | None = None
+    if isinstance(prompt, list):
+        prompt_messages = [t for t in _turns(prompt, where) if t["role"] in ("system", "user")]
     completions: list[str] = []
     if completion is not None:
         if isinstance(completion, str):
@@ -115,6 +121,8 @@ def parse_row(row: dict[str, Any], mapping: Mapping[str, str], kind: str, where:
             completions = [t["content"] for t in _turns(completion, where) if t["role"] == "assistant"]
     if messages is not None:
         turns = _turns(messages, where)
+        last_user = max((i for i, t in enumerate(turns) if t["role"] == "user"), default=-1)
+        prompt_messages = [t for t in turns[:last_user + 1] if t["role"] in ("system", "user")] or None
         users = [t["content"] for t in turns if t["role"] == "user"]
         if users and not any(a in problem_row for a in ("prompt", "problem", "question", mapping.get("prompt", "prompt"))):
             problem_row["prompt"] = users[-1]
@@ -122,6 +130,9 @@ def parse_row(row: dict[str, Any], mapping: Mapping[str, str], kind: str, where:
         if system[0]:
             problem_row.setdefault("meta", {})
             problem_row["meta"] = {**problem_row["meta"], "system": system[0]}
+            if prompt_messages is not None and not any(t["role"] == "system" for t in prompt_messages):
+                # A system prompt kept in a column of its own (Bespoke-Stratos) was part of what the teacher saw.
+                prompt_messages.insert(0, {"role": "system", "content": system[0]})
         if not completions:
             completions = [t["content"] for t in turns if t["role"] == "assistant"][-1:]
     problem_row.pop("system", None)
@@ -130,28 +141,34 @@ def parse_row(row: dict[str, Any], mapping: Mapping[str, str], kind: str, where:
                           "turn (or --map completion=COLUMN)")
     problem_mapping = {k: v for k, v in mapping.items() if k in PROBLEM_FIELDS}
     fields = map_fields(problem_row, problem_mapping, kind)
-    return fields, completions, reasoning if isinstance(reasoning, str) else None, teacher if isinstance(teacher, str) else None
+    return (fields, completions, reasoning if isinstance(reasoning, str) else None,
+            teacher if isinstance(teacher, str) else None, prompt_messages)
 
 
 def import_traces(path: str | Path, out_dir: str | Path, mapping: Mapping[str, str] | None = None, kind: str = "math",
                   teacher: str | None = None) -> dict[str, Any]:
-    """Write a run directory from a trace dataset; returns `{"problems": n, "samples": m}`."""
+    """Write a run directory from a trace dataset; returns `{"problems": n, "samples": m, "out": dir}`.
+
+    Each sample records the prompt the trace answered: the row's own system and user turns when it has
+    messages, else the problem's prompt as a user turn.
+    """
     mapping = dict(mapping or {})
     unknown = [k for k in mapping if k not in PROBLEM_FIELDS and k not in TRACE_FIELDS]
     if unknown:
         raise RecordError(f"--map {unknown[0]}=...: not a problem field or trace column "
                           f"({', '.join(PROBLEM_FIELDS + TRACE_FIELDS)})")
-    out = Path(out_dir)
-    shard = out / "samples" / "shard-0-of-1.jsonl"
-    if (out / "manifest.json").exists() or shard.exists():
-        raise DistillError(f"{out}: already a run directory; import into a new --out directory")
+    run = RunDir(out_dir)
+    if run.is_run() or run.shard_files():
+        raise DistillError(f"{run.path}: already a run directory; import into a new --out directory")
     problems: dict[str, Problem] = {}
     counts: dict[str, int] = {}
     total = 0
-    with JsonlWriter(shard, mode="w") as writer:
+    name = teacher or f"import:{Path(path).name}"
+    writer = run.open_shard((0, 1))
+    try:
         for number, row in rows(path):
             where = f"{path}:{number}"
-            fields, completions, reasoning, row_teacher = parse_row(row, mapping, kind, where)
+            fields, completions, reasoning, row_teacher, prompt = parse_row(row, mapping, kind, where)
             problem = from_dict(Problem, fields, where=where)
             problems.setdefault(problem.id, problem)
             # OpenR1-Math keeps each generation's finish reason in a parallel list.
@@ -161,21 +178,22 @@ def import_traces(path: str | Path, out_dir: str | Path, mapping: Mapping[str, s
                 thought, content, closed = split_trace(text, reasoning)
                 index = counts.get(problem.id, 0)
                 counts[problem.id] = index + 1
-                writer.write(Sample(problem.id, index, thought, content, teacher=teacher or row_teacher or
-                                    f"import:{Path(path).name}", think_closed=closed,
-                                    finish_reason=reason if isinstance(reason, str) else None))
+                writer.write(Sample(problem.id, index, thought, content, teacher=teacher or row_teacher or name,
+                                    think_closed=closed, finish_reason=reason if isinstance(reason, str) else None,
+                                    prompt=prompt or [{"role": "user", "content": prompt_text(problem)}]))
                 total += 1
+    finally:
+        writer.close()
     problem_list = list(problems.values())
-    write_jsonl(out / "problems.jsonl", problem_list)
+    write_jsonl(run.path / "problems.jsonl", problem_list)
     fp = fingerprint(problem_list)
-    name = teacher or f"import:{Path(path).name}"
-    manifest = {
+    run.write_manifest({
         "schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "imported_from": str(Path(path).resolve()), "teacher": {"name": name, "model": name},
-        "backend": "import", "sampling": {},
-        "problems": {"source": str((out / "problems.jsonl").resolve()), "fingerprint": fp, "count": len(problem_list)},
-        "problems_fingerprint": fp,
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    log.info("%s: %d samples of %d problems imported into %s", path, total, len(problem_list), out)
-    return {"problems": len(problem_list), "samples": total}
+        "imported_from": public_name(path), "teacher": {"name": name, "model": name},
+        "backend": "import", "sampling": {}, "shards": 1,
+        # Relative to the run directory, so the run stays valid when it is moved.
+        "problems": {"source": "problems.jsonl", "fingerprint": fp, "count": len(problem_list)},
+        "problems_fingerprint": fp, "local": {"imported_from": str(Path(path).resolve())},
+    })
+    log.info("%s: %d samples of %d problems imported into %s", path, total, len(problem_list), run.path)
+    return {"problems": len(problem_list), "samples": total, "out": str(run.path)}

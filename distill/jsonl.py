@@ -1,7 +1,8 @@
 """JSONL and Parquet input/output with errors that name the file and line.
 
-Writers append and flush each record as it is written, so a crash loses at most the line being
-written; `repair_torn_tail` removes such a torn last line before a run resumes.
+Readers never modify their input. Whole files are written atomically (`distill.atomic`); the run
+store appends with `JsonlWriter`, which flushes every line, so a crash loses at most the line being
+written (the run directory, `distill.rundir`, then keeps those torn bytes aside when it resumes).
 """
 
 from __future__ import annotations
@@ -13,20 +14,27 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from distill import faults
+from distill.atomic import atomic_open
 from distill.records import RecordError, to_dict
 
 log = logging.getLogger(__name__)
 
 
-def read_jsonl(path: str | Path, skip_invalid: bool = False, rejects: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield `(line_number, object)` for each non-blank line of a JSONL file.
+def scan_jsonl(path: str | Path, *, torn_tail: str = "error", skip_invalid: bool = False,
+               rejects: list[str] | None = None) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """Yield `(line_number, byte_offset, object)` for each non-blank line of a JSONL file, never writing to it.
 
-    A line that is not UTF-8, not JSON or not an object raises `RecordError("file:line: ...")`,
-    unless `skip_invalid` is set, in which case its message is appended to `rejects`.
+    A last line without its newline is a record when it parses. When it does not (a torn write),
+    `torn_tail="error"` raises `RecordError("file:line: ...")`, and `torn_tail="skip"` (for a file another
+    process is appending to right now) logs a warning and stops. Any other line that is not UTF-8, not JSON
+    or not an object raises, unless `skip_invalid` is set, in which case its message goes to `rejects`.
     """
     path = Path(path)
+    offset = 0
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            start, offset = offset, offset + len(raw)
             if not raw.strip():
                 continue
             try:
@@ -41,20 +49,37 @@ def read_jsonl(path: str | Path, skip_invalid: bool = False, rejects: list[str] 
             except ValueError as err:
                 message = f"{path}:{number}: {err}"
             else:
-                yield number, obj
+                yield number, start, obj
                 continue
+            if not raw.endswith(b"\n"):  # the last line, cut short
+                if torn_tail == "skip":
+                    log.warning("%s:%d: skipping an incomplete last line (%d bytes): another process is writing "
+                                "this file", path, number, len(raw))
+                    return
+                message += " (the file ends in the middle of a record: an interrupted write?)"
             if not skip_invalid:
                 raise RecordError(message)
             if rejects is not None:
                 rejects.append(message)
 
 
+def read_jsonl(path: str | Path, skip_invalid: bool = False, rejects: list[str] | None = None,
+               torn_tail: str = "error") -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield `(line_number, object)` for each non-blank line of a JSONL file; the file is never modified.
+
+    Errors and the last-line rule are those of `scan_jsonl`.
+    """
+    for number, _, obj in scan_jsonl(path, torn_tail=torn_tail, skip_invalid=skip_invalid, rejects=rejects):
+        yield number, obj
+
+
 def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
-    """Write records (dataclasses or dicts) to a new JSONL file; returns how many were written."""
+    """Write records (dataclasses or dicts) as a JSONL file that replaces `path` atomically when every
+    record is written (an error part-way leaves the old file); returns how many were written."""
     count = 0
-    with JsonlWriter(path, mode="w") as writer:
+    with atomic_open(path) as handle:
         for record in records:
-            writer.write(record)
+            handle.write(json.dumps(to_dict(record), ensure_ascii=False) + "\n")
             count += 1
     return count
 
@@ -70,8 +95,17 @@ class JsonlWriter:
 
     def write(self, record: Any) -> None:
         """Append one record as a single line and flush it to the OS."""
-        line = json.dumps(to_dict(record), ensure_ascii=False)
-        self._handle.write(line + "\n")
+        self.write_line(json.dumps(to_dict(record), ensure_ascii=False) + "\n")
+
+    def write_line(self, line: str) -> None:
+        """Append one ready line (ending in a newline) and flush it."""
+        if faults.armed("mid-append"):  # a test kills the process with half the line written
+            half = len(line) // 2
+            self._handle.write(line[:half])
+            self._handle.flush()
+            faults.point("mid-append")
+            line = line[half:]
+        self._handle.write(line)
         self._handle.flush()
         if self.fsync:
             os.fsync(self._handle.fileno())
@@ -85,43 +119,6 @@ class JsonlWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def repair_torn_tail(path: str | Path) -> int:
-    """Cut a torn last line (one without its newline, or not valid JSON) left by a crash.
-
-    Returns the number of bytes removed (0 when the file was whole).
-    """
-    path = Path(path)
-    if not path.exists():
-        return 0
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    with path.open("rb+") as handle:
-        # Read back far enough to find the start of the last line.
-        chunk = min(size, 1 << 20)
-        while True:
-            handle.seek(size - chunk)
-            tail = handle.read(chunk)
-            body = tail[:-1] if tail.endswith(b"\n") else tail
-            cut = body.rfind(b"\n")
-            if cut >= 0 or chunk == size:
-                break
-            chunk = min(size, chunk * 4)
-        start = size - chunk + cut + 1
-        last = tail[cut + 1 :]
-        whole = last.endswith(b"\n")
-        if whole:
-            try:
-                json.loads(last)
-                return 0
-            except ValueError:
-                pass
-        handle.truncate(start)
-    removed = size - start
-    log.warning("%s: removed a torn last line (%d bytes) left by an interrupted write", path, removed)
-    return removed
 
 
 def _json_columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -165,6 +162,6 @@ def write_parquet(path: str | Path, records: Iterable[Any]) -> int:
     ]
     table = pa.Table.from_pylist(encoded)
     table = table.replace_schema_metadata({"distill.json_columns": json.dumps(json_columns)})
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    with atomic_open(path, "wb", encoding=None) as handle:
+        pq.write_table(table, handle)
     return len(rows)

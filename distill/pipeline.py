@@ -1,14 +1,25 @@
-"""`distill run RECIPE.yaml`: every stage of DESIGN.md chained in one resumable run directory.
+"""`distill run RECIPE.yaml|NAME`: every stage chained in one resumable run directory.
 
     problems -> generate -> verify -> filter (and an unfiltered corpus) -> train two students
              -> evaluate base, students and teacher on held-out problems -> compare table
 
-Each stage writes into its own folder of the run directory and, when complete, a `.done` marker
-holding the fingerprint of its inputs (its settings and the markers of the stages it reads). A
-finished stage with the same fingerprint is skipped; an unfinished one runs again and resumes what
-it can (the sampling store sends only missing samples, training resumes from its last checkpoint,
-evaluation resumes its sampling runs). A finished stage whose inputs changed is an error rather than
-a silent redo, so nothing written is lost: start a new run directory instead.
+The run directory (RUN) holds each stage's output exactly where the stage alone would put it:
+
+    RUN/problems/{train,heldout}.jsonl
+    RUN/samples/                   the teacher's run directory (`distill.rundir`): manifest.json,
+                                   samples/, verified.jsonl (written by the verify stage)
+    RUN/corpus-{filtered,unfiltered}/   corpus.jsonl, rejected.jsonl, funnel.json, README.md
+    RUN/student-{filtered,unfiltered}/  checkpoints, the final model and its card
+    RUN/eval-{base,unfiltered,filtered,teacher}/
+    RUN/results.md
+    RUN/.stages/NAME.json          a finished stage's marker: the fingerprint of its inputs
+
+A finished stage with the same fingerprint is skipped; an unfinished one runs again and resumes what it
+can (the sampling run sends only missing samples, training resumes from its last checkpoint, evaluation
+resumes its sampling runs). A finished stage whose inputs changed is an error rather than a silent redo,
+so nothing written is lost: start a new run directory instead.
+
+This module only chains the stages: each is one call of that stage's entry function.
 """
 
 from __future__ import annotations
@@ -18,22 +29,38 @@ import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+import yaml
+
+from distill.atomic import atomic_write_json, atomic_write_text
 from distill.config import apply_settings, from_mapping, read_yaml
 from distill.errors import ConfigError, DistillError
+from distill.evaluate import compare, evaluate
+from distill.filters import FilterConfig, filter_run, load_filter_config
 from distill.jsonl import write_jsonl
+from distill.paths import find, resolve
+from distill.problems import load_problems
 from distill.records import Problem, to_dict
+from distill.sampling import generate_run, resolve_teacher
+from distill.toy.problems import generate as toy_problems
+from distill.train import load_student_recipe, train
+from distill.train.sft import materialize_tiny
+from distill.verify_run import VerifyConfig, verify_run
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parent.parent
 MODELS = ("base", "unfiltered", "filtered", "teacher")
 TRAIN_LOG = "train.log"  # a worker-trained student's progress, in its output directory
+# Prefixes of `set:` entries (and of `--set` flags) that address a stage's own config, not the pipeline's.
+ROUTED = {"filters": "the filter config", "student": "the student recipe"}
 
 
 @dataclass
@@ -55,9 +82,10 @@ class ProblemSet:
 
 @dataclass
 class SampleStage:
-    """Teacher sampling: the profile, `n` samples per problem and the sampling overrides (None: the profile's)."""
+    """Teacher sampling: the profile (a shipped name or a path), `n` samples per problem and the sampling
+    overrides (None: the profile's)."""
 
-    teacher: str = "teachers/tiny.yaml"
+    teacher: str = "tiny"
     n: int = 4
     max_new_tokens: int | None = None
     temperature: float | None = None
@@ -66,20 +94,19 @@ class SampleStage:
 
 
 @dataclass
-class FilterStage:
-    """The filter config file (None: the defaults) and `group.key=value` overrides on top of it."""
+class VerifyStage:
+    """Verification: worker processes, and the explicit opt-out of the code sandbox (recorded in verdicts)."""
 
-    config: str | None = None
-    set: list[str] = field(default_factory=list)
+    workers: int | None = 1
+    unsafe_no_sandbox: bool = False
 
 
 @dataclass
 class TrainStage:
     """The student recipe both students train with, and the step budget each gets (the same for both)."""
 
-    student: str = "students/tiny-student.yaml"
+    student: str = "tiny-student"
     max_steps: int | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
     parallel: bool = True  # train the two students at once, one process (and one thread) each
 
 
@@ -100,45 +127,102 @@ class EvalStage:
 
 @dataclass
 class PipelineRecipe:
-    """A whole-pipeline recipe (recipes/*.yaml); relative paths resolve against the recipe's folder,
-    then the current directory, then the repository."""
+    """A whole-pipeline recipe (recipes/*.yaml). Files it names are found by `distill.paths.find`, starting
+    at the recipe's folder. `set:` holds `filters.GROUP.KEY=VALUE` entries for the filter config and
+    `student.KEY=VALUE` entries for the student recipe."""
 
     name: str
     train_problems: ProblemSet
     heldout: ProblemSet
     run_dir: str | None = None  # default runs/<name>
     sample: SampleStage = field(default_factory=SampleStage)
-    verify_workers: int | None = 1
-    filters: FilterStage = field(default_factory=FilterStage)
+    verify: VerifyStage = field(default_factory=VerifyStage)
+    filter_config: str | None = None  # a filter config file; None: the defaults
     train: TrainStage = field(default_factory=TrainStage)
     eval: EvalStage = field(default_factory=EvalStage)
+    set: list[str] = field(default_factory=list)
     path: str | None = None  # the recipe file (set by the loader)
 
-    def resolve(self, value: str) -> str:
-        """A path named in the recipe: next to the recipe, else as given, else in the repository."""
-        if Path(value).is_absolute():
-            return value
-        for root in ([Path(self.path).parent] if self.path else []) + [Path.cwd(), REPO]:
-            if (root / value).exists():
-                return str(root / value)
-        return value
+    def __post_init__(self) -> None:
+        for entry in self.set:
+            if entry.split(".", 1)[0] not in ROUTED or "=" not in entry:
+                raise ValueError(f"set: {entry!r}: expected filters.GROUP.KEY=VALUE or student.KEY=VALUE")
+
+    def folder(self) -> Path | None:
+        """The recipe's folder, where the files it names are looked for first."""
+        return Path(self.path).parent if self.path else None
+
+    def settings(self, prefix: str) -> list[str]:
+        """The `set:` entries for one stage's config, without their prefix."""
+        return [entry.split(".", 1)[1] for entry in self.set if entry.split(".", 1)[0] == prefix]
+
+    def filters(self) -> FilterConfig:
+        """The filter config: the file `filter_config` names (or the defaults) with the `filters.` settings."""
+        path = resolve(self.filter_config, relative_to=self.folder()) if self.filter_config else None
+        return load_filter_config(path, self.settings("filters"))
 
 
-def load_recipe(path: str | Path, run_dir: str | None = None, overrides: list[str] | None = None) -> PipelineRecipe:
-    """Load a pipeline recipe, then apply `group.key=value` overrides (values read as YAML); a wrong key
-    or type fails naming the file and key.
+def _migrate(data: dict[str, Any], where: str) -> None:
+    """Read the recipe keys of earlier versions: `filters: {config, set}`, `train.overrides` and
+    `verify_workers` become `filter_config`, `set:` entries and `verify.workers`, with a warning."""
+    entries = list(data.get("set") or [])
+    filters = data.get("filters")
+    if isinstance(filters, dict):
+        log.warning("%s: `filters: {config, set}` is read as `filter_config` and `set: [filters.KEY=VALUE]`", where)
+        data.pop("filters")
+        if filters.get("config") is not None:
+            data["filter_config"] = filters["config"]
+        entries += [f"filters.{s}" for s in filters.get("set") or []]
+    train_group = data.get("train")
+    if isinstance(train_group, dict) and "overrides" in train_group:
+        log.warning("%s: `train.overrides` is read as `set: [student.KEY=VALUE]`", where)
+        overrides = train_group.pop("overrides") or {}
+        entries += [f"student.{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+                    for k, v in overrides.items()]
+    if "verify_workers" in data:
+        log.warning("%s: `verify_workers` is read as `verify.workers`", where)
+        data.setdefault("verify", {})["workers"] = data.pop("verify_workers")
+    if entries:
+        data["set"] = entries
 
-    The three-seed measurement of BENCHMARKS.md varies every seed of the quickstart this way:
-    `--set sample.seed=1 --set eval.seed=1 --set train.overrides.seed=1`.
+
+def _route(settings: list[str]) -> tuple[list[str], list[str]]:
+    """Split `--set` flags into those for the pipeline recipe and those for a stage's config (`filters.`,
+    `student.`); the old `train.overrides.KEY=VALUE` form becomes `student.KEY=VALUE`."""
+    own, routed = [], []
+    for text in settings:
+        if text.startswith("train.overrides."):
+            log.warning("--set %s: read as --set student.%s", text, text.removeprefix("train.overrides."))
+            text = "student." + text.removeprefix("train.overrides.")
+        (routed if text.split(".", 1)[0] in ROUTED else own).append(text)
+    return own, routed
+
+
+def load_recipe(path: str | Path, run_dir: str | None = None, settings: list[str] | None = None) -> PipelineRecipe:
+    """Load a pipeline recipe (a path, or a shipped name such as `quickstart`), then apply `--set` settings:
+    `GROUP.KEY=VALUE` for the recipe itself (`sample.seed=1`), `filters.GROUP.KEY=VALUE` and
+    `student.KEY=VALUE` for the filter config and the student recipe. Errors name the file and key.
+
+    The seed study of BENCHMARKS.md varies every seed of the quickstart this way:
+    `--set sample.seed=1 --set eval.seed=1 --set student.seed=1`.
     """
-    data = read_yaml(path)
+    found = resolve(path, kind="recipe", what="pipeline recipe")
+    data = read_yaml(found)
     if "path" in data:
-        raise ConfigError(f"{path}: key 'path' is set by the loader, not the recipe")
-    apply_settings(data, overrides)
-    data["path"] = str(Path(path).resolve())
+        raise ConfigError(f"{found}: key 'path' is set by the loader, not the recipe")
+    _migrate(data, str(found))
+    own, routed = _route(list(settings or []))
+    apply_settings(data, own)
+    data["set"] = list(data.get("set") or []) + routed
+    data["path"] = str(found.resolve())
     if run_dir is not None:
         data["run_dir"] = run_dir
-    return from_mapping(PipelineRecipe, data, str(path))
+    recipe = from_mapping(PipelineRecipe, data, str(found))
+    # Check the stages' own configs now, not after an hour of sampling.
+    recipe.filters()
+    load_student_recipe(resolve(recipe.train.student, relative_to=recipe.folder(), kind="student"),
+                        recipe.settings("student"))
+    return recipe
 
 
 def fingerprint_of(value: Any) -> str:
@@ -152,7 +236,7 @@ def fingerprint_of(value: Any) -> str:
 
 
 class Stages:
-    """Runs named stages once each: skips one whose `.done` marker matches, refuses one whose inputs changed."""
+    """Runs named stages once each: skips one whose marker matches, refuses one whose inputs changed."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -160,7 +244,8 @@ class Stages:
         self.skipped: list[str] = []
 
     def marker(self, name: str) -> Path:
-        return self.run_dir / name / ".done"
+        """Where a finished stage's marker lives."""
+        return self.run_dir / ".stages" / f"{name}.json"
 
     def done(self, name: str) -> str | None:
         """The fingerprint a finished stage recorded, or None."""
@@ -179,23 +264,21 @@ class Stages:
             )
         return False
 
-    def run(self, name: str, inputs: Any, body: Callable[[Path], Any]) -> str:
-        """Run `body(stage_dir)` unless already finished with the same inputs; returns the stage's fingerprint."""
+    def run(self, name: str, inputs: Any, body: Callable[[Path], Any], folder: str | None = None) -> str:
+        """Run `body(stage_dir)` unless already finished with the same inputs; returns the stage's
+        fingerprint. `folder` is the stage's output folder under RUN (default: its name)."""
         key = fingerprint_of({"stage": name, "inputs": inputs})
         if not self.pending(name, inputs):
             log.info("stage %s: complete, skipped", name)
             self.skipped.append(name)
             return key
-        stage_dir = self.run_dir / name
+        stage_dir = self.run_dir / (folder or name)
         stage_dir.mkdir(parents=True, exist_ok=True)
         log.info("stage %s: running", name)
         start = time.monotonic()
         body(stage_dir)
-        marker = {"fingerprint": key, "seconds": round(time.monotonic() - start, 1),
-                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        temporary = self.marker(name).with_suffix(".tmp")
-        temporary.write_text(json.dumps(marker) + "\n", encoding="utf-8")
-        os.replace(temporary, self.marker(name))
+        atomic_write_json(self.marker(name), {"fingerprint": key, "seconds": round(time.monotonic() - start, 1),
+                                              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         self.ran.append(name)
         return key
 
@@ -203,21 +286,16 @@ class Stages:
 def build_problems(spec: ProblemSet, recipe: PipelineRecipe) -> list[Problem]:
     """The problems a ProblemSet names (toy problems are generated; files and shipped sets are loaded)."""
     if spec.toy_n is not None:
-        from distill.toy.problems import generate
-
-        problems = [p for p, _ in generate(spec.toy_n, seed=spec.toy_seed, difficulty=tuple(spec.difficulty))]
+        problems = [p for p, _ in toy_problems(spec.toy_n, seed=spec.toy_seed, difficulty=tuple(spec.difficulty))]
     else:
-        from distill.problems import load_problems
-
         assert spec.source is not None
-        problems = load_problems(recipe.resolve(spec.source))
+        found = find(spec.source, relative_to=recipe.folder())
+        problems = load_problems(str(found) if found is not None else spec.source)
     return problems[: spec.limit] if spec.limit is not None else problems
 
 
-def unfiltered_config() -> Any:
+def unfiltered_config() -> FilterConfig:
     """A filter config that keeps every sample: the baseline corpus of the comparison."""
-    from distill.filters import load_filter_config
-
     off = ["decontamination", "truncation", "format", "correctness", "language", "repetition", "length"]
     return load_filter_config(None, [f"{name}.enabled=false" for name in off]
                               + ["duplicates.exact=false", "duplicates.near=false"])
@@ -227,7 +305,7 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
     """Run (or resume) every stage of `recipe`; returns {run_dir, table, ran, skipped}."""
     run_dir = Path(recipe.run_dir or f"runs/{recipe.name}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.json").write_text(json.dumps(dataclasses.asdict(recipe), indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(run_dir / "recipe.json", dataclasses.asdict(recipe))
     stages = Stages(run_dir)
     problems_dir = run_dir / "problems"
     train_file, heldout_file = problems_dir / "train.jsonl", problems_dir / "heldout.jsonl"
@@ -235,35 +313,32 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
     def make_problems(out: Path) -> None:
         heldout = build_problems(recipe.heldout, recipe)
         seen = {p.prompt if isinstance(p.prompt, str) else json.dumps(p.prompt) for p in heldout}
-        train = [p for p in build_problems(recipe.train_problems, recipe)
-                 if (p.prompt if isinstance(p.prompt, str) else json.dumps(p.prompt)) not in seen]
+        train_set = [p for p in build_problems(recipe.train_problems, recipe)
+                     if (p.prompt if isinstance(p.prompt, str) else json.dumps(p.prompt)) not in seen]
         write_jsonl(out / "heldout.jsonl", (to_dict(p) for p in heldout))
-        write_jsonl(out / "train.jsonl", (to_dict(p) for p in train))
-        log.info("problems: %d training (held-out prompts removed), %d held-out", len(train), len(heldout))
+        write_jsonl(out / "train.jsonl", (to_dict(p) for p in train_set))
+        log.info("problems: %d training (held-out prompts removed), %d held-out", len(train_set), len(heldout))
 
     key = stages.run("problems", [dataclasses.asdict(recipe.train_problems), dataclasses.asdict(recipe.heldout)],
                      make_problems)
 
-    teacher_path = recipe.resolve(recipe.sample.teacher)
+    teacher = resolve(recipe.sample.teacher, relative_to=recipe.folder(), kind="teacher", what="teacher profile")
+    samples_dir = run_dir / "samples"
     key = stages.run("samples", [key, dataclasses.asdict(recipe.sample)],
-                     lambda out: _generate(recipe, teacher_path, train_file, out))
-    verified = run_dir / "verified" / "verified.jsonl"
-    key = stages.run("verified", [key, recipe.verify_workers],
-                     lambda out: _verify(run_dir / "samples", train_file, verified, recipe.verify_workers))
+                     lambda out: _generate(recipe, str(teacher), train_file, out))
+    key = stages.run("verified", [key, recipe.verify.workers, recipe.verify.unsafe_no_sandbox],
+                     lambda out: verify_run(out, VerifyConfig(workers=recipe.verify.workers,
+                                                              unsafe_no_sandbox=recipe.verify.unsafe_no_sandbox)),
+                     folder="samples")
 
-    from distill.filters import filter_run, load_filter_config
-
-    filter_file = recipe.resolve(recipe.filters.config) if recipe.filters.config else None
-    config = load_filter_config(filter_file, recipe.filters.set)
+    config = recipe.filters()
     filtered_key = stages.run("corpus-filtered", [key, dataclasses.asdict(config)],
-                              lambda out: filter_run(verified, out, problems=str(train_file), config=config))
+                              lambda out: filter_run(samples_dir, out, config=config))
     unfiltered_key = stages.run("corpus-unfiltered", [key, "all filters off"],
-                                lambda out: filter_run(verified, out, problems=str(train_file),
-                                                       config=unfiltered_config()))
+                                lambda out: filter_run(samples_dir, out, config=unfiltered_config()))
 
-    from distill.train import load_student_recipe, train
-
-    student = load_student_recipe(recipe.resolve(recipe.train.student), recipe.train.overrides)
+    student_file = resolve(recipe.train.student, relative_to=recipe.folder(), kind="student", what="student recipe")
+    student = load_student_recipe(student_file, recipe.settings("student"))
     train_inputs = [dataclasses.asdict(student), recipe.train.max_steps]
     models: dict[str, tuple[str, str]] = {}  # name -> (checkpoint or profile, fingerprint)
     corpora = (("filtered", filtered_key), ("unfiltered", unfiltered_key))
@@ -282,7 +357,7 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
                             train(student, run_dir / f"corpus-{n}", out, max_steps=recipe.train.max_steps))
             models[name] = (str(out_dir), fp)
     models["base"] = (_base_checkpoint(student, run_dir), fingerprint_of(train_inputs))
-    models["teacher"] = (teacher_path, fingerprint_of(teacher_path))
+    models["teacher"] = (str(teacher), fingerprint_of(str(teacher)))
 
     eval_dirs: list[Path] = []
     for name in recipe.eval.models:
@@ -292,26 +367,20 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
                    lambda out, n=name, t=target: _evaluate(n, t, heldout_file, out, recipe.eval))
         eval_dirs.append(eval_dir)
 
-    from distill.evaluate import compare
-
     table = compare([str(d) for d in eval_dirs])
-    (run_dir / "results.md").write_text(table + "\n", encoding="utf-8")
+    atomic_write_text(run_dir / "results.md", table + "\n")
     return {"run_dir": str(run_dir), "table": table, "ran": stages.ran, "skipped": stages.skipped}
 
 
-def _train_student(student: Any, corpus: Path, out: Path, max_steps: int | None) -> str:
+def _train_student(student: Any, corpus: Path, out: Path, max_steps: int | None) -> dict[str, Any]:
     """Train one student in a worker process with one thread (two students share the cores). The
     trainer's progress bars and per-step logs go to OUT/train.log, so that two students training at
     once do not interleave them on the terminal above the pipeline's own lines."""
-    import torch
-
-    from distill.train import train
-
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / TRAIN_LOG, "a", encoding="utf-8") as log_file, \
             contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
-        return str(train(student, corpus, out, max_steps=max_steps))
+        return train(student, corpus, out, max_steps=max_steps)
 
 
 @contextlib.contextmanager
@@ -320,63 +389,31 @@ def _trainers(count: int) -> Iterator[Any]:
     if count < 2 or (os.cpu_count() or 1) < 2:
         yield None
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield pool
 
 
-def teacher_profile(path: str) -> Any:
-    """A teacher profile whose local model path is found from any working directory (next to the
-    profile, as given, or in the repository)."""
-    from distill.sampling import load_profile
-
-    profile = load_profile(path)
-    if profile.backend == "transformers" and not Path(profile.model).is_absolute():
-        for candidate in (profile.resolve(profile.model), Path(profile.model), REPO / profile.model):
-            if Path(candidate).exists():
-                return dataclasses.replace(profile, model=str(Path(candidate).resolve()))
-    return profile
-
-
 def _generate(recipe: PipelineRecipe, teacher: str, problems_file: Path, out: Path) -> None:
-    from distill.problems import load_problems
-    from distill.sampling import generate_run
-
-    profile = teacher_profile(teacher)
+    """Sample the teacher into the run directory `out`; a run that ends with keys missing is an error, so
+    that the stage is not marked finished (running the pipeline again resumes it)."""
+    profile = resolve_teacher(teacher)
     config = profile.sampling.replace(n=recipe.sample.n, max_new_tokens=recipe.sample.max_new_tokens,
                                       temperature=recipe.sample.temperature, top_p=recipe.sample.top_p,
                                       seed=recipe.sample.seed)
-    generate_run(load_problems(str(problems_file)), profile, config, out, problems_source=str(problems_file))
-
-
-def _verify(run: Path, problems_file: Path, target: Path, workers: int | None) -> None:
-    """Judge every sample of the run into `target` (written whole under a temporary name)."""
-    from distill.problems import load_problems
-    from distill.sampling import read_manifest, read_samples
-    from distill.verify import verify_samples
-
-    problems = {p.id: p for p in load_problems(str(problems_file))}
-    answer_format = (read_manifest(run).get("teacher") or {}).get("answer_format") or "after_think"
-    partial = target.with_name(target.name + ".partial")
-    write_jsonl(partial, (to_dict(s) for s in verify_samples(problems, read_samples(run), workers, answer_format)))
-    os.replace(partial, target)
+    summary = generate_run(load_problems(str(problems_file)), profile, config, out, problems_source=str(problems_file))
+    if not summary["ok"]:
+        raise DistillError(f"{out}: {summary['shard_missing']} samples missing ({summary['stopped'] or 'partial'}); "
+                           "run the pipeline again to resume")
 
 
 def _base_checkpoint(student: Any, run_dir: Path) -> str:
     """The untrained student: its base checkpoint (a fresh tiny model is saved once into the run)."""
     if student.model != "tiny":
         return student.resolve(student.model)
-    from distill.train.sft import materialize_tiny
-
     return str(materialize_tiny(student, run_dir / "student-base"))
 
 
 def _evaluate(name: str, target: str, heldout: Path, out: Path, stage: EvalStage) -> None:
-    from distill.evaluate import evaluate
-
-    kwargs: dict[str, Any] = ({"profile": teacher_profile(target)} if target.endswith((".yaml", ".yml"))
-                              else {"model": target})
+    kwargs: dict[str, Any] = ({"teacher": target} if target.endswith((".yaml", ".yml")) else {"model": target})
     evaluate(benches=[str(heldout)], k=stage.k, out_dir=out, max_new_tokens=stage.max_new_tokens,
              seed=stage.seed, label=name, **kwargs)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.jsonl import read_jsonl, read_parquet, write_jsonl
+from distill.paths import shipped_path
 from distill.records import KINDS, Problem, RecordError, from_dict, prompt_text
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,6 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 }
 PROBLEM_FIELDS = ("id", "prompt", "kind", "answer", "solution", "tests", "choices", "source", "meta")
 
-MATH_PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
-
-
-def data_dir() -> Path:
-    """The folder of shipped problem sets: `$DISTILL_DATA`, else the repository's `data/`."""
-    env = os.environ.get("DISTILL_DATA")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
 
 
 @dataclass
@@ -243,7 +237,7 @@ def load_problems(
     name = str(source)
     if name in SHIPPED:
         shipped = SHIPPED[name]
-        path = data_dir() / shipped.file
+        path = shipped_path("data", shipped.file)
         rows = ((n, shipped.convert(r)) for n, r in read_jsonl(path) if shipped.keep(r))
         label = str(path)
     else:

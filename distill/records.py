@@ -14,7 +14,7 @@ from typing import Any, Literal, Union
 
 from distill.errors import RecordError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped when a field changes meaning or is removed; stored in every run manifest."""
 
 Kind = Literal["math", "code", "choice", "exact"]
@@ -53,6 +53,10 @@ class Sample:
     completion_tokens: int | None = None
     seed: int | None = None
     think_closed: bool | None = None
+    # The chat messages exactly as the teacher saw them (recorded at sampling; later stages never rebuild them).
+    prompt: list[Message] | None = None
+    # Where this sample's side records sit in its shard's side files: {kind: {"offset": o, "length": n}}.
+    side: dict[str, dict[str, int]] | None = None
     # Verdict, filled by the verifiers.
     correct: bool | None = None
     extracted: str | None = None

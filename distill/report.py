@@ -17,7 +17,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from distill.atomic import atomic_write_text
 from distill.errors import DistillError
+from distill.jsonl import read_jsonl
+from distill.paths import public_name
 
 EXAMPLES_PER_FILTER = 3
 
@@ -124,14 +127,12 @@ def write_report(run_or_dir: str | Path, out: str | Path) -> Path:
         path = corpus_dir / name
         if not path.exists():
             continue
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                row = json.loads(line)
-                n, unit = _length(row)
-                target.append(n)
-                units.add(unit)
-                if "filter" in row and len(examples[row["filter"]]) < EXAMPLES_PER_FILTER:
-                    examples[row["filter"]].append(row)
+        for _, row in read_jsonl(path):
+            n, unit = _length(row)
+            target.append(n)
+            units.add(unit)
+            if "filter" in row and len(examples[row["filter"]]) < EXAMPLES_PER_FILTER:
+                examples[row["filter"]].append(row)
     unit = units.pop() if len(units) == 1 else "tokens or words"
     plots = _plots(funnel, kept, dropped, unit)
     active = [n for n in funnel["removed"]]
@@ -141,7 +142,7 @@ def write_report(run_or_dir: str | Path, out: str | Path) -> Path:
         "table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px}"
         "img{max-width:100%;display:block;margin:1em 0}pre{white-space:pre-wrap;background:#f6f6f6;padding:6px;"
         "font-size:11px;max-height:12em;overflow:auto}</style></head><body>",
-        f"<h1>distill report: {html.escape(str(corpus_dir))}</h1>",
+        f"<h1>distill report: {html.escape(public_name(corpus_dir.resolve()) or '')}</h1>",
         f"<p>{funnel['entered']} samples entered, {funnel['remaining']} are in the corpus; problems: "
         f"{html.escape(str(funnel.get('problems', {}).get('source', '?')))} "
         f"({funnel.get('problems', {}).get('in_corpus', '?')} of {funnel.get('problems', {}).get('entered', '?')} "
@@ -161,5 +162,5 @@ def write_report(run_or_dir: str | Path, out: str | Path) -> Path:
     parts.append("</body></html>")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts), encoding="utf-8")
+    atomic_write_text(out, "\n".join(parts))
     return out

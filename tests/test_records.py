@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from distill.errors import RecordError
-from distill.jsonl import read_jsonl, read_parquet, repair_torn_tail, write_jsonl, write_parquet
+from distill.jsonl import read_jsonl, read_parquet, write_jsonl, write_parquet
 from distill.records import CorpusRow, Problem, Sample, from_dict, to_dict
 
 PROBLEMS = [
@@ -55,16 +57,24 @@ def test_validation_names_file_line_and_field():
         from_dict(Problem, {"id": "p", "promt": "q"}, where="x.jsonl:1")
 
 
-def test_torn_last_line_is_repaired(tmp_path):
+def test_reading_never_changes_the_file_and_a_torn_last_line_is_an_error_naming_it(tmp_path):
     path = tmp_path / "shard.jsonl"
     write_jsonl(path, SAMPLES)
-    whole = path.read_bytes()
-    assert repair_torn_tail(path) == 0
     with path.open("ab") as handle:
         handle.write(b'{"problem_id": "p2", "sample_in')
-    assert repair_torn_tail(path) > 0
-    assert path.read_bytes() == whole
-    with path.open("ab") as handle:
-        handle.write(b'{"broken": \n')
-    assert repair_torn_tail(path) > 0
-    assert path.read_bytes() == whole
+    before = path.read_bytes()
+    lines = before.count(b"\n") + 1
+    with pytest.raises(RecordError, match=rf"shard.jsonl:{lines}: invalid JSON.*ends in the middle of a record"):
+        list(read_jsonl(path))
+    assert path.read_bytes() == before
+    # A file another process is appending to: its incomplete last line is skipped, nothing else.
+    assert len(list(read_jsonl(path, torn_tail="skip"))) == len(SAMPLES)
+    assert path.read_bytes() == before
+
+
+def test_a_last_line_without_its_newline_is_a_record(tmp_path):
+    path = tmp_path / "joined.jsonl"
+    path.write_text("\n".join(json.dumps(to_dict(s)) for s in SAMPLES), encoding="utf-8")  # no final newline
+    before = path.read_bytes()
+    assert [row["problem_id"] for _, row in read_jsonl(path)] == [s.problem_id for s in SAMPLES]
+    assert path.read_bytes() == before

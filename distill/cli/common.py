@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import typer
-
-
-def not_built(name: str, issue: int) -> None:
-    """Exit with a clear message for a stage whose implementation has not landed yet."""
-    typer.echo(f"error: `distill {name}` is not built yet (issue #{issue})", err=True)
-    raise typer.Exit(2)
+from distill.errors import ConfigError
 
 
 def parse_mapping(pairs: list[str] | None, flag: str = "--map") -> dict[str, str]:
@@ -21,8 +15,6 @@ def parse_mapping(pairs: list[str] | None, flag: str = "--map") -> dict[str, str
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key or not value:
-            from distill.errors import ConfigError
-
             raise ConfigError(f"{flag} {pair}: expected FIELD=COLUMN")
         mapping[key.strip()] = value.strip()
     return mapping

@@ -6,6 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+
+from distill.evaluate.compare import cell, compare, details, rich_table
+from distill.evaluate.plots import plot_all
+from distill.evaluate.run import evaluate
 
 
 def eval_command(
@@ -13,7 +18,7 @@ def eval_command(
                                             "mbpp), gpqa-diamond/livecodebench (hub), or paths.")],
     out: Annotated[str, typer.Option(help="Output directory (summary.json, <bench>/problems.jsonl, samples.jsonl).")],
     model: Annotated[str | None, typer.Option(help="A local checkpoint (its chat template and generation config).")] = None,
-    teacher: Annotated[str | None, typer.Option(help="A teacher profile, teachers/X.yaml.")] = None,
+    teacher: Annotated[str | None, typer.Option(help="A teacher profile: a shipped name (tiny) or teachers/X.yaml.")] = None,
     k: Annotated[int, typer.Option(help="Samples per problem.")] = 4,
     backend: Annotated[str, typer.Option(help="Backend for --model: transformers, vllm or openai.")] = "transformers",
     base_url: Annotated[str | None, typer.Option(help="Endpoint for --backend openai.")] = None,
@@ -26,9 +31,6 @@ def eval_command(
     label: Annotated[str | None, typer.Option(help="The model's name in summaries and tables.")] = None,
 ) -> None:
     """Evaluate a model with pass@1 over k samples, pass@k and cons@k."""
-    from distill.evaluate.compare import cell
-    from distill.evaluate.run import evaluate
-
     benches = [b.strip() for b in bench.split(",") if b.strip()]
     summary = evaluate(model=model, teacher=teacher, benches=benches, k=k, out_dir=out, max_new_tokens=max_new_tokens,
                        limit=limit, temperature=temperature, top_p=top_p, seed=seed, backend=backend,
@@ -46,10 +48,6 @@ def compare_command(
     plots: Annotated[bool, typer.Option(help="Draw pass@k vs k and accuracy vs completion length.")] = True,
 ) -> None:
     """Print a table comparing several evaluations (and save it as Markdown with --out)."""
-    from rich.console import Console
-
-    from distill.evaluate.compare import compare, details, rich_table
-
     Console().print(rich_table(list(runs)))
     if out is not None:
         path = Path(out)
@@ -59,8 +57,6 @@ def compare_command(
         path.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {path}")
     if plots:
-        from distill.evaluate.plots import plot_all
-
         folder = Path(out).parent if out is not None else Path(runs[0])
         for written in plot_all(list(runs), folder):
             typer.echo(f"wrote {written}")

@@ -6,6 +6,10 @@ from typing import Annotated
 
 import typer
 
+from distill.cli.common import parse_mapping
+from distill.filters import filter_run, load_filter_config
+from distill.importer import import_traces
+
 
 def command(
     run: Annotated[str, typer.Argument(help="A run directory or a verified samples JSONL file.")],
@@ -16,17 +20,17 @@ def command(
                                                       "selection.max_per_problem=4 (repeatable).")] = None,
     max_per_problem: Annotated[int | None, typer.Option(help="Keep at most K samples per problem.")] = None,
     policy: Annotated[str | None, typer.Option(help="Selection policy: random, shortest or diverse.")] = None,
+    keep: Annotated[str | None, typer.Option(help="`first`: of a key that merged shards hold twice with different "
+                                                  "content, keep the first (default: refuse).")] = None,
 ) -> None:
     """Filter and select samples into corpus.jsonl, rejected.jsonl, funnel.json and a dataset card."""
-    from distill.filters import filter_run, load_filter_config
-
     overrides = list(set_ or [])
     if max_per_problem is not None:
         overrides.append(f"selection.max_per_problem={max_per_problem}")
     if policy is not None:
         overrides.append(f"selection.policy={policy}")
     cfg = load_filter_config(config, overrides)
-    funnel = filter_run(run, out, problems=problems, config=cfg)
+    funnel = filter_run(run, out, problems=problems, config=cfg, keep=keep)
     typer.echo(f"{funnel['entered']} samples in, {funnel['remaining']} in {out}/corpus.jsonl")
     for name, count in funnel["removed"].items():
         if count:
@@ -42,8 +46,5 @@ def import_command(
     teacher: Annotated[str | None, typer.Option(help="Teacher name to record (default: a column, else the file).")] = None,
 ) -> None:
     """Import an existing trace dataset as samples and problems."""
-    from distill.cli.common import parse_mapping
-    from distill.importer import import_traces
-
     summary = import_traces(path, out, mapping=parse_mapping(map_), kind=kind, teacher=teacher)
     typer.echo(f"{summary['samples']} samples of {summary['problems']} problems in {out}")

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from distill.errors import ConfigError, DistillError
+from distill.problems import SHIPPED, load_problems
+from distill.rundir import parse_shard
+from distill.sampling import Budget, generate_run, resolve_teacher
+
+
+def report(out: str, summary: dict) -> None:
+    """Print what a sampling run stored, and exit non-zero when keys are missing for any reason other
+    than the user's budget or `--until-correct` (the exit-code rule of every command that samples)."""
+    this_run = summary["this_run"]
+    state = "complete" if summary["complete"] else f"stopped ({summary['stopped']})" if summary["stopped"] else "partial"
+    typer.echo(f"{out}: {summary['samples']} samples stored, {state}; this run wrote {this_run['samples']} "
+               f"({this_run['tokens_per_s']} tokens/s)")
+    if not summary["ok"]:
+        raise DistillError(f"{out}: {summary['shard_missing']} samples are missing "
+                           f"({summary['stopped'] or 'the backend returned fewer completions than asked'}); "
+                           "run the same command again to sample only what is missing")
+
 
 def command(
     problems: Annotated[str, typer.Option(help="A shipped set name or a problem file.")],
     out: Annotated[str, typer.Option(help="Run directory (created, or resumed).")],
-    teacher: Annotated[str | None, typer.Option(help="Teacher profile, teachers/X.yaml.")] = None,
+    teacher: Annotated[str | None, typer.Option(help="Teacher profile: a shipped name (tiny) or teachers/X.yaml.")] = None,
     model: Annotated[str | None, typer.Option(help="A local model path or id (without a profile).")] = None,
     backend: Annotated[str | None, typer.Option(help="transformers, vllm or openai.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
@@ -25,35 +42,25 @@ def command(
     until_correct: Annotated[int | None, typer.Option(help="Stop a problem after K verified-correct samples.")] = None,
     seed: Annotated[int | None, typer.Option(help="Run seed (samples are seeded from it and their keys).")] = None,
     stop: Annotated[list[str] | None, typer.Option(help="A stop string (repeatable).")] = None,
+    logprobs: Annotated[int | None, typer.Option(help="Store the teacher's top-K logprobs of every token (K).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Rows per batch (transformers backend).")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight (openai backend).")] = None,
     max_samples: Annotated[int | None, typer.Option(help="Budget: stop after this many samples.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Budget: stop after this many completion tokens.")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Budget: stop at this cost in USD (profile prices).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a profile key: GROUP.KEY=VALUE "
+                                                   "(repeatable), e.g. vllm.max_model_len=4096.")] = None,
 ) -> None:
     """Sample reasoning traces from a teacher."""
-    from distill.errors import ConfigError
-    from distill.problems import SHIPPED, load_problems
-    from distill.sampling import Budget, generate_run, load_profile, parse_shard, profile_for_model
-
-    if teacher is None and model is None:
-        raise ConfigError("give a teacher profile (--teacher teachers/X.yaml) or a model (--model PATH --backend B)")
-    if teacher is not None:
-        profile = load_profile(teacher, {"backend": backend})
-        if model is not None:
-            profile = dataclasses.replace(profile, model=model)
-    else:
-        assert model is not None
-        profile = profile_for_model(model, backend or "transformers", base_url)
-    if base_url is not None:
-        profile = dataclasses.replace(profile, api=dataclasses.replace(profile.api, base_url=base_url))
+    settings = list(set_ or [])
     if batch_size is not None:
-        profile = dataclasses.replace(profile, local=dataclasses.replace(profile.local, batch_size=batch_size))
+        settings.append(f"local.batch_size={batch_size}")
     if concurrency is not None:
-        profile = dataclasses.replace(profile, api=dataclasses.replace(profile.api, concurrency=concurrency))
+        settings.append(f"api.concurrency={concurrency}")
+    profile = resolve_teacher(teacher, model, backend, base_url, settings)
     try:
         config = profile.sampling.replace(n=samples, temperature=temperature, top_p=top_p,
-                                          max_new_tokens=max_new_tokens, seed=seed, stop=stop)
+                                          max_new_tokens=max_new_tokens, seed=seed, stop=stop, logprobs=logprobs)
     except ConfigError as err:
         raise ConfigError(f"sampling options: {err}") from err
     problem_set = load_problems(problems)
@@ -62,7 +69,4 @@ def command(
         problem_set, profile, config, out, problems_source=source, limit=limit, shard=parse_shard(shard),
         until_correct=until_correct, budget=Budget(max_samples, max_tokens, max_cost),
     )
-    this_run = summary["this_run"]
-    state = "complete" if summary["complete"] else f"stopped ({summary['stopped']})" if summary["stopped"] else "partial"
-    typer.echo(f"{out}: {summary['samples']} samples stored, {state}; this run wrote {this_run['samples']} "
-               f"({this_run['tokens_per_s']} tokens/s)")
+    report(out, summary)

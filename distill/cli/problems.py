@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from distill.cli.common import parse_mapping
+from distill.problems import LoadReport, load_problems
 
 app = typer.Typer(help="Inspect problem sets (shipped benchmarks or your own files).", no_args_is_help=True)
 
@@ -22,8 +23,6 @@ def show(
     rejects: Annotated[str | None, typer.Option(help="Where --skip-invalid writes rejected rows (JSONL).")] = None,
 ) -> None:
     """Print how many problems a set holds per kind, and one example."""
-    from distill.problems import LoadReport, load_problems
-
     report = LoadReport()
     problems = load_problems(source, parse_mapping(map_), kind, skip_invalid, rejects, report)
     console = Console()

@@ -7,11 +7,16 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_RECIPE = "students/rl/r1.yaml"
+from distill.errors import ConfigError
+from distill.paths import find
+from distill.reinforce import reinforce
+
+DEFAULT_RECIPE = "r1"
 
 
 def command(
-    student: Annotated[str, typer.Option(help="A GRPO recipe (students/rl/*.yaml) or a checkpoint to reinforce.")],
+    student: Annotated[str, typer.Option(help="A GRPO recipe (a shipped name or students/rl/X.yaml) or a checkpoint "
+                                              "to reinforce.")],
     out: Annotated[str, typer.Option(help="Output directory (final model, checkpoints, metrics.jsonl).")],
     problems: Annotated[str | None, typer.Option(help="A shipped set name or a problem file (else the recipe's).")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after S steps.")] = None,
@@ -23,19 +28,17 @@ def command(
                                                    "(repeatable), e.g. grpo.learning_rate=1e-6.")] = None,
 ) -> None:
     """Reinforce a student with GRPO and verifier rewards (accuracy, format, language consistency)."""
-    from distill.errors import ConfigError
-    from distill.reinforce import reinforce
-    from distill.reinforce.recipe import resolve_path
-
     model = None
     if student.endswith((".yaml", ".yml")):
         if recipe is not None:
             raise ConfigError("--recipe: give the recipe once, either as --student or as --recipe")
-        recipe_path = resolve_path(student)
+        recipe_path = student
     else:
-        if not Path(student).exists() and "/" not in student:
+        if find(student) is None and "/" not in student:
             raise ConfigError(f"--student {student}: expected a GRPO recipe (.yaml), a checkpoint directory or a hub id")
         model = student
-        recipe_path = resolve_path(recipe or DEFAULT_RECIPE)
-    path = reinforce(recipe_path, out, model=model, problems=problems, max_steps=max_steps, limit=limit, settings=set_)
+        recipe_path = recipe or DEFAULT_RECIPE
+    summary = reinforce(recipe_path, out, model=model, problems=problems, max_steps=max_steps, limit=limit,
+                        settings=set_)
+    path = Path(summary["out_dir"])
     typer.echo(f"reinforced model saved to {path} (per-step metrics in {path / 'metrics.jsonl'})")

@@ -1,4 +1,4 @@
-"""`distill run RECIPE.yaml`: the whole pipeline in one resumable run directory."""
+"""`distill run RECIPE.yaml|NAME`: the whole pipeline in one resumable run directory."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from typing import Annotated
 
 import typer
 
+from distill.pipeline import load_recipe, run_pipeline
+
 
 def command(
-    recipe: Annotated[str, typer.Argument(help="A pipeline recipe, recipes/X.yaml.")],
+    recipe: Annotated[str, typer.Argument(help="A pipeline recipe: a shipped name (quickstart) or recipes/X.yaml.")],
     run_dir: Annotated[str | None, typer.Option(help="The run directory (default: the recipe's, else runs/NAME).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key: GROUP.KEY=VALUE (repeatable).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key: GROUP.KEY=VALUE, or "
+                                                   "filters.GROUP.KEY=VALUE / student.KEY=VALUE for the filter config "
+                                                   "and the student recipe (repeatable).")] = None,
 ) -> None:
     """Run every stage of a recipe, skipping what is complete and resuming what is partial."""
-    from distill.pipeline import load_recipe, run_pipeline
-
     result = run_pipeline(load_recipe(recipe, run_dir, set_))
     if result["skipped"]:
         typer.echo(f"skipped (complete): {', '.join(result['skipped'])}")

@@ -6,6 +6,12 @@ from typing import Annotated
 
 import typer
 
+from distill.errors import ConfigError
+from distill.jsonl import write_jsonl
+from distill.records import to_dict
+from distill.toy.model import save_tiny_model
+from distill.toy.problems import generate
+
 app = typer.Typer(help="The tiny world: toy arithmetic problems and tiny local models.", no_args_is_help=True)
 
 
@@ -18,11 +24,6 @@ def problems(
     gold: Annotated[bool, typer.Option("--gold", help="Add a `gold` field holding the R1-format trace.")] = False,
 ) -> None:
     """Write N toy arithmetic word problems with exact answers."""
-    from distill.errors import ConfigError
-    from distill.jsonl import write_jsonl
-    from distill.records import to_dict
-    from distill.toy.problems import generate
-
     low, _, high = difficulty.partition("-")
     try:
         levels = (int(low), int(high or low))
@@ -43,9 +44,6 @@ def model(
     layers: Annotated[int, typer.Option(help="Number of layers.")] = 2,
 ) -> None:
     """Save a tiny random R1-style model with a locally built tokenizer and chat template."""
-    from distill.errors import ConfigError
-    from distill.toy.model import save_tiny_model
-
     if architecture not in ("qwen2", "llama"):
         raise ConfigError(f"--architecture {architecture}: expected qwen2 or llama")
     path = save_tiny_model(out, architecture=architecture, seed=seed, hidden_size=hidden_size, num_layers=layers)  # type: ignore[arg-type]

@@ -6,26 +6,22 @@ from typing import Annotated
 
 import typer
 
+from distill.train import export, train
+
 
 def command(
-    student: Annotated[str, typer.Option(help="Student recipe, students/X.yaml.")],
+    student: Annotated[str, typer.Option(help="Student recipe: a shipped name (tiny-student) or students/X.yaml.")],
     data: Annotated[str, typer.Option(help="Corpus directory (from distill filter).")],
     out: Annotated[str, typer.Option(help="Output directory; a run there resumes from its last checkpoint.")],
     max_steps: Annotated[int | None, typer.Option(help="Stop after S optimiser steps.")] = None,
     num_processes: Annotated[int | None, typer.Option(help="Processes to launch (torchrun).")] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a recipe key, KEY=YAML_VALUE (repeatable).")
+        list[str] | None, typer.Option("--set", help="Override a recipe key: [GROUP.]KEY=VALUE (repeatable).")
     ] = None,
 ) -> None:
     """Fine-tune a student on a corpus with TRL's SFT trainer."""
-    import yaml
-
-    from distill.cli.common import parse_mapping
-    from distill.train import train
-
-    overrides = {k: yaml.safe_load(v) for k, v in parse_mapping(set_, "--set").items()}
-    path = train(student, data, out, max_steps=max_steps, num_processes=num_processes, overrides=overrides)
-    typer.echo(f"saved the student to {path}")
+    summary = train(student, data, out, max_steps=max_steps, num_processes=num_processes, settings=set_)
+    typer.echo(f"saved the student to {summary['out_dir']}")
 
 
 def export_command(
@@ -34,7 +30,5 @@ def export_command(
     merge: Annotated[bool, typer.Option("--merge", help="Merge a LoRA adapter into the base weights.")] = False,
 ) -> None:
     """Export a checkpoint; with --merge, a LoRA adapter becomes a full safetensors model."""
-    from distill.train import export
-
     path = export(checkpoint, out, merge=merge)
     typer.echo(f"{'merged' if merge else 'exported'} {checkpoint} into {path}")

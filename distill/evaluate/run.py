@@ -18,15 +18,14 @@ profile says so, k samples per problem. pass@1 in the summary is the mean of the
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import os
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from distill.atomic import atomic_write_json
 from distill.errors import DistillError
 from distill.evaluate.benches import bench_name, load_bench
 from distill.evaluate.metrics import (
@@ -37,8 +36,11 @@ from distill.evaluate.metrics import (
     string_equal,
     with_number_fast_path,
 )
-from distill.jsonl import write_jsonl
+from distill.jsonl import read_jsonl, write_jsonl
 from distill.records import Problem, Sample
+from distill.rundir import read_samples
+from distill.sampling import generate_run, resolve_teacher
+from distill.verify import answers_equal, verify_samples
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +49,16 @@ NULLS_NOTE = "pass@1 is the mean of the per-sample `correct` values; samples tha
 
 def build_profile(model: str | None = None, teacher: str | None = None, backend: str = "transformers",
                   base_url: str | None = None) -> Any:
-    """The teacher profile to evaluate: a YAML profile, or one built from a checkpoint's own files
-    (chat template, and temperature, top-p and max_new_tokens from its generation config)."""
-    from distill.sampling.profile import load_profile, profile_for_model
-
+    """The teacher profile to evaluate: a profile (a shipped name or a YAML path), or one built from a
+    checkpoint's own files (chat template, and temperature, top-p and max_new_tokens from its generation
+    config)."""
     if (model is None) == (teacher is None):
-        raise DistillError("eval: give exactly one of --model PATH or --teacher teachers/X.yaml")
+        raise DistillError("eval: give exactly one of --model PATH or --teacher NAME|teachers/X.yaml")
     if teacher is not None:
-        profile = load_profile(teacher)
-        # A local model named relative to the profile's folder is found from any working directory.
-        local = profile.resolve(profile.model)
-        if profile.backend != "openai" and local.exists():
-            profile = dataclasses.replace(profile, model=str(local.resolve()))
-        return profile
-    assert model is not None
-    profile = profile_for_model(model, backend=backend, base_url=base_url)
+        return resolve_teacher(teacher=teacher)
+    profile = resolve_teacher(model=model, backend=backend, base_url=base_url)
     # The checkpoint's own maximum length, where its generation config states one.
-    generation = Path(model) / "generation_config.json"
+    generation = Path(profile.engine_model()) / "generation_config.json"
     if generation.exists():
         limit = json.loads(generation.read_text(encoding="utf-8")).get("max_new_tokens")
         if isinstance(limit, int) and limit > 0:
@@ -93,7 +88,7 @@ def sampling_config(profile: Any, k: int, max_new_tokens: int | None = None, tem
     config = profile.sampling.replace(n=k, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                       seed=seed)
     if max_new_tokens is None:
-        limit = model_max_length(str(profile.resolve(profile.model)))
+        limit = model_max_length(profile.engine_model())
         if limit is not None and config.max_new_tokens > limit:
             log.info("max_new_tokens %d capped at the model's context length %d", config.max_new_tokens, limit)
             config = config.replace(max_new_tokens=limit)
@@ -104,8 +99,6 @@ def cons_equal(kind: str) -> AnswerEqual | None:
     """How answers of a kind vote together in cons@k: math by equivalence, choice/exact by normalised
     string; None for code, where a majority vote over programs has no agreed definition."""
     if kind == "math":
-        from distill.verify import answers_equal
-
         return with_number_fast_path(answers_equal)
     if kind in ("choice", "exact"):
         return string_equal
@@ -113,8 +106,6 @@ def cons_equal(kind: str) -> AnswerEqual | None:
 
 
 def _verify(problems: list[Problem], samples: list[Sample], answer_format: str, workers: int | None) -> list[Sample]:
-    from distill.verify import verify_samples
-
     by_id = {p.id: p for p in problems}
     return list(verify_samples(by_id, samples, workers=workers, answer_format=answer_format))
 
@@ -138,8 +129,6 @@ def _complete_samples(problems: list[Problem], samples: list[Sample], k: int, ru
 def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: int | None = None,
                    workers: int | None = None, **generate_kwargs: Any) -> dict[str, Any]:
     """Sample, verify and score one benchmark into out_dir/<bench>/; returns its summary entry."""
-    from distill.sampling import generate_run, read_samples
-
     name = bench_name(spec)
     # The benchmark itself (GPQA's shuffled choices) does not change with the sampling seed, so runs with
     # different seeds evaluate the same questions.
@@ -210,17 +199,12 @@ def evaluate(model: str | None = None, teacher: str | None = None, benches: list
         "note": NULLS_NOTE,
         "benchmarks": results,
     }
-    path = out / "summary.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)  # a reader never sees a half-written summary
+    atomic_write_json(out / "summary.json", summary)  # a reader never sees a half-written summary
     return summary
 
 
 def read_results(eval_dir: str | Path, bench: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The saved per-problem and per-sample results of one benchmark of an evaluation directory."""
-    from distill.jsonl import read_jsonl
-
     bench_dir = Path(eval_dir) / bench
     return ([row for _, row in read_jsonl(bench_dir / "problems.jsonl")],
             [row for _, row in read_jsonl(bench_dir / "samples.jsonl")])

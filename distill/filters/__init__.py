@@ -9,19 +9,18 @@ Per-sample filters are plain functions `(sample, problem) -> None | reason` buil
 
 from __future__ import annotations
 
-from distill.filters.checks import CHECKS, Filter, assistant_text
+from distill.filters.checks import CHECKS, Filter
 from distill.filters.config import FilterConfig, load_filter_config
 from distill.filters.decontam import Decontaminate, NgramIndex, build_index
 from distill.filters.dedup import ExactDedup, NearDedup
 from distill.filters.run import FILTER_NAMES, Funnel, filter_run
 from distill.filters.select import POLICIES, select
-from distill.filters.text import compression_ratio, detect_language, language_share
 
 FILTERS = CHECKS
 """The per-sample filter factories by name (decontamination and the per-problem steps are in FILTER_NAMES)."""
 
 __all__ = [
     "CHECKS", "FILTERS", "FILTER_NAMES", "POLICIES", "Decontaminate", "ExactDedup", "Filter", "FilterConfig", "Funnel",
-    "NearDedup", "NgramIndex", "assistant_text", "build_index", "compression_ratio", "detect_language",
-    "filter_run", "language_share", "load_filter_config", "select",
+    "NearDedup", "NgramIndex", "build_index",
+    "filter_run", "load_filter_config", "select",
 ]

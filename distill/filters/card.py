@@ -7,14 +7,14 @@ permutations and threshold, the n of decontamination, the selection policy).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from distill.filters.config import FilterConfig
+from distill.atomic import atomic_write_text
+from distill.filters.config import FilterConfig, public_config
 
 
 def size_category(n: int) -> str:
@@ -52,7 +52,7 @@ def card_text(funnel: dict[str, Any], config: FilterConfig, manifest: dict[str, 
         "---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
         f"# {meta['pretty_name']}", "",
         "Reasoning traces sampled from a teacher model, verified and filtered with "
-        "[distill](https://github.com/) (`distill filter`). Each row is in TRL's conversational format: "
+        "distill (`distill filter`). Each row is in TRL's conversational format: "
         "`messages` with the user prompt as the teacher saw it and the assistant turn "
         "`<think>\\n...\\n</think>\\n\\n...`, plus `problem_id`, `source`, `teacher`, token counts and the "
         "teacher's pass rate on the problem (a difficulty estimate).", "",
@@ -65,6 +65,9 @@ def card_text(funnel: dict[str, Any], config: FilterConfig, manifest: dict[str, 
         f"- Problem set: {funnel['problems']['source']} (fingerprint `{funnel['problems']['fingerprint']}`); "
         f"sources: {', '.join(sources) or 'unknown'}",
         f"- Problems: {funnel['problems']['entered']} with samples, {funnel['problems']['in_corpus']} in the corpus",
+        f"- Prompts: recorded with each sample at sampling time ({funnel['prompts']['recorded']} rows)"
+        + (f"; {funnel['prompts']['default']} rows had none and got R1's default prompt"
+           if funnel["prompts"]["default"] else ""),
         "", "## Counts", "",
         f"{funnel['entered']} samples entered, {sum(removed.values())} were removed, {funnel['remaining']} remain.", "",
         "| filter | removed |", "|---|---|",
@@ -74,7 +77,7 @@ def card_text(funnel: dict[str, Any], config: FilterConfig, manifest: dict[str, 
         "`funnel.json` has the counts per kind and source.", "",
         "## Filters and their settings", "",
         "Filters run in this order; the first that objects drops the sample.", "",
-        "```yaml", yaml.safe_dump(dataclasses.asdict(config), sort_keys=False).rstrip(), "```", "",
+        "```yaml", yaml.safe_dump(public_config(config), sort_keys=False).rstrip(), "```", "",
         f"Near duplicates: MinHash with {config.duplicates.num_perm} permutations over word "
         f"{config.duplicates.shingle}-shingles, Jaccard threshold {config.duplicates.threshold}, "
         f"within {'each problem' if config.duplicates.scope == 'problem' else 'the whole corpus'}"
@@ -92,4 +95,4 @@ def card_text(funnel: dict[str, Any], config: FilterConfig, manifest: dict[str, 
 def write_card(path: Path, funnel: dict[str, Any], config: FilterConfig, manifest: dict[str, Any],
                info: dict[str, Any]) -> None:
     """Write the dataset card to `path`."""
-    path.write_text(card_text(funnel, config, manifest, info), encoding="utf-8")
+    atomic_write_text(path, card_text(funnel, config, manifest, info))

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from distill.errors import ConfigError
 from distill.filters.config import (
     CodeInReasoningConfig,
     CorrectnessConfig,
@@ -22,28 +24,25 @@ from distill.filters.config import (
     RepetitionConfig,
     TruncationConfig,
 )
-from distill.filters.text import compression_ratio, detect_language, duplicate_ngram_share, language_share
 from distill.records import Problem, Sample, prompt_text
+from distill.text import (
+    assistant_text,
+    compression_ratio,
+    detect_language,
+    duplicate_ngram_share,
+    language_share,
+)
+from distill.verify import extract_math_answer
 
 Filter = Callable[[Sample, Problem], "str | None"]
 
 _FENCE = re.compile(r"^\s*```", re.M)
-_BOXED = re.compile(r"\\(boxed|fbox)\s*\{")
 _THINK_TAG = re.compile(r"</?think>")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S)
 
 
-def assistant_text(sample: Sample) -> str:
-    """The assistant turn as the corpus stores it: `<think>\\n{reasoning}\\n</think>\\n\\n{content}`.
-
-    >>> assistant_text(Sample("p", 0, reasoning=" a ", content="b"))
-    '<think>\\na\\n</think>\\n\\nb'
-    """
-    return f"<think>\n{sample.reasoning.strip()}\n</think>\n\n{sample.content.strip()}"
-
-
 def _final_answer(content: str) -> str | None:
-    """The final math answer via the verifier's extraction; a `\\boxed{}` check if that is not installed.
+    """The final math answer, by the verifier's own extraction.
 
     An R1-Zero style `<answer>...</answer>` counts: a bare answer inside the tags is the final answer.
 
@@ -56,11 +55,6 @@ def _final_answer(content: str) -> str | None:
             content = found[-1].strip()
             inner = _final_answer(content)
             return inner if inner is not None else content
-    try:
-        from distill.verify import extract_math_answer
-    except ImportError:  # the verification stage is optional for filtering
-        match = _BOXED.search(content)
-        return content[match.end() :] if match else None
     return extract_math_answer(content)
 
 
@@ -229,7 +223,7 @@ def length(config: LengthConfig | None = None) -> Filter:
     unit = "tokens" if config.tokenizer else "words"
 
     def check(sample: Sample, problem: Problem) -> str | None:
-        n = counter(assistant_text(sample)) if config.tokenizer else len((sample.reasoning + " " + sample.content).split())
+        n = counter(assistant_text(sample.reasoning, sample.content)) if config.tokenizer else len((sample.reasoning + " " + sample.content).split())
         if n < config.min:
             return f"length {n} {unit} < min {config.min}"
         if config.max is not None and n > config.max:
@@ -247,10 +241,6 @@ def make_counter(tokenizer: str | None) -> Callable[[str], int]:
     """
     if tokenizer is None:
         return lambda text: len(text.split())
-    from pathlib import Path
-
-    from distill.errors import ConfigError
-
     if not Path(tokenizer).exists():
         raise ConfigError(f"length.tokenizer {tokenizer}: no such local path (tokenizers are never downloaded here)")
     from transformers import PreTrainedTokenizerFast

@@ -7,11 +7,13 @@ with the file and key named.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from distill.config import apply_settings, from_mapping, read_yaml
+from distill.paths import public_name
 
 BENCHMARKS = ["math500", "aime2024", "gsm8k", "humaneval", "mbpp"]
 
@@ -158,3 +160,12 @@ def load_filter_config(path: str | Path | None = None, overrides: list[str] | No
     """
     data = apply_settings(read_yaml(path) if path is not None else {}, overrides)
     return from_mapping(FilterConfig, data, str(path) if path is not None else "filter config")
+
+
+def public_config(config: FilterConfig) -> dict[str, Any]:
+    """The config as published artifacts record it: files (a tokenizer, a benchmark file) by their names,
+    never by a path on this machine."""
+    data = dataclasses.asdict(config)
+    data["length"]["tokenizer"] = public_name(data["length"]["tokenizer"])
+    data["decontamination"]["benchmarks"] = [public_name(b) for b in data["decontamination"]["benchmarks"]]
+    return data

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from distill.filters.config import DecontaminationConfig
-from distill.filters.text import normalise
+from distill.problems import load_problems
 from distill.records import Problem, Sample, prompt_text
+from distill.text import normalise
 
 
 def _gram_hash(words: list[str]) -> int:
@@ -77,8 +78,6 @@ class NgramIndex:
 
 def build_index(benchmarks: Iterable[str | Problem], n: int = 8, boilerplate: int = 0) -> NgramIndex:
     """Index the prompts of named problem sets (shipped names or paths) or of given problems."""
-    from distill.problems import load_problems
-
     index = NgramIndex(n, boilerplate)
     for item in benchmarks:
         problems = [item] if isinstance(item, Problem) else load_problems(item)

@@ -14,7 +14,7 @@ import zlib
 
 from datasketch import MinHash, MinHashLSH
 
-from distill.filters.text import normalise
+from distill.text import normalise
 
 
 def text_hash(text: str) -> int:

@@ -11,35 +11,28 @@ problem's samples, 8 bytes per survivor and the dedup state, not the corpus.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
 import logging
-import os
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from distill.atomic import atomic_open, atomic_write_json
 from distill.errors import DistillError
 from distill.filters.card import write_card
-from distill.filters.checks import CHECKS, Filter, assistant_text, make_counter
-from distill.filters.config import FilterConfig
+from distill.filters.checks import CHECKS, Filter, make_counter
+from distill.filters.config import FilterConfig, public_config
 from distill.filters.decontam import Decontaminate
 from distill.filters.dedup import ExactDedup, NearDedup
-from distill.filters.inputs import (
-    parse_sample,
-    plain,
-    read_with_offsets,
-    resolve_problems,
-    sample_files,
-    teacher_profile,
-    user_messages,
-)
+from distill.filters.inputs import SampleSource, parse_sample, plain
 from distill.filters.select import select
-from distill.filters.text import detect_language
+from distill.paths import public_name
 from distill.problems import fingerprint
 from distill.records import CorpusRow, Problem, Sample, prompt_text
+from distill.text import assistant_text, default_messages, detect_language
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +107,16 @@ def active_names(config: FilterConfig, checks: list[tuple[str, Filter]]) -> list
 
 
 class _Writers:
-    """The output files, written under temporary names and renamed into place when complete."""
+    """The output files, each written to a temporary file beside its target and put in place atomically
+    (`distill.atomic`) only when the whole run succeeded; on an error every temporary file is removed and
+    any earlier complete output stays as it was."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
-        out.mkdir(parents=True, exist_ok=True)
-        self.corpus: IO[str] = (out / ".corpus.jsonl.partial").open("w", encoding="utf-8")
-        self.rejected: IO[str] = (out / ".rejected.jsonl.partial").open("w", encoding="utf-8")
+        self._stack = contextlib.ExitStack()
+        self.corpus: IO[str] = self._stack.enter_context(atomic_open(out / "corpus.jsonl"))
+        self.rejected: IO[str] = self._stack.enter_context(atomic_open(out / "rejected.jsonl"))
+        self._parquet_file: IO[bytes] = self._stack.enter_context(atomic_open(out / "corpus.parquet", "wb", None))
         self.parquet_rows: list[dict[str, Any]] = []
         self.parquet: Any = None
 
@@ -147,28 +143,23 @@ class _Writers:
                             ("teacher", pa.string()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
                             ("pass_rate", pa.float64())])
         if self.parquet is None:
-            self.parquet = pq.ParquetWriter(self.out / ".corpus.parquet.partial", schema)
+            self.parquet = pq.ParquetWriter(self._parquet_file, schema)
         rows = [{**r, "messages": [{"role": m.get("role", ""), "content": m.get("content", "")} for m in r["messages"]]}
                 for r in self.parquet_rows]
         self.parquet.write_table(pa.Table.from_pylist(rows, schema=schema))
         self.parquet_rows = []
 
     def abort(self) -> None:
-        """Close and delete the partial files, leaving any earlier complete output in place."""
-        for handle in (self.corpus, self.rejected):
-            handle.close()
+        """Remove the temporary files, leaving any earlier complete output in place."""
         if self.parquet is not None:
             self.parquet.close()
-        for name in ("corpus.jsonl", "rejected.jsonl", "corpus.parquet"):
-            (self.out / f".{name}.partial").unlink(missing_ok=True)
+        self._stack.__exit__(DistillError, DistillError("filter run aborted"), None)
 
     def finish(self) -> None:
+        """Put every output file in place."""
         self._flush_parquet()
         self.parquet.close()
-        self.corpus.close()
-        self.rejected.close()
-        for name in ("corpus.jsonl", "rejected.jsonl", "corpus.parquet"):
-            os.replace(self.out / f".{name}.partial", self.out / name)
+        self._stack.close()
 
 
 def filter_run(
@@ -176,18 +167,23 @@ def filter_run(
     out_dir: str | Path,
     problems: str | None = None,
     config: FilterConfig | None = None,
+    keep: str | None = None,
 ) -> dict[str, Any]:
     """Filter and select the samples of a run dir or JSONL file into `out_dir`; returns the funnel.
 
     Writes corpus.jsonl and corpus.parquet (CorpusRow), rejected.jsonl (sample + `filter` +
-    `filter_reason`), funnel.json and README.md (a dataset card).
+    `filter_reason`), funnel.json and README.md (a dataset card). Each corpus row's prompt is the one
+    recorded with its sample at sampling time (never rebuilt); a sample without one (an old run, a plain
+    file) gets R1's default prompt, and the funnel counts how many did. `keep="first"` resolves a key
+    that merged shards hold twice with different content.
     """
     config = config or FilterConfig()
     out = Path(out_dir)
-    files = sample_files(source)
-    problem_list, problems_name, manifest = resolve_problems(source, problems)
+    inputs = SampleSource(source, keep)
+    files = inputs.files
+    problem_list, problems_name = inputs.problems(problems)
+    manifest = inputs.manifest()
     by_id = {p.id: p for p in problem_list}
-    profile = teacher_profile(manifest)
     checks = build_checks(config)
     names = active_names(config, checks)
     funnel = Funnel(names)
@@ -196,9 +192,9 @@ def filter_run(
     survivors: dict[str, array] = {}  # problem id -> flat (file number, byte offset) pairs
     finish: Counter[str] = Counter()
 
-    for file_no, path in enumerate(files):
-        for line, offset, obj in read_with_offsets(path):
-            sample = parse_sample(obj, f"{path}:{line}")
+    try:
+        for file_no, line, offset, obj in inputs.rows():
+            sample = parse_sample(obj, f"{files[file_no]}:{line}")
             problem = by_id.get(sample.problem_id)
             funnel.enter(problem)
             finish[str(sample.finish_reason)] += 1
@@ -218,35 +214,33 @@ def filter_run(
                     break
             else:
                 survivors.setdefault(sample.problem_id, array("q")).extend((file_no, offset))
-    if not stats and funnel.entered[("all", "all")]:
-        writers.abort()
-        raise DistillError(f"{source}: none of the samples' problem ids is in the problem set {problems_name}; "
-                           "is --problems the set these samples were drawn from?")
-
-    try:
-        info = _second_pass(files, survivors, stats, by_id, config, funnel, writers, profile)
+        if not stats and funnel.entered[("all", "all")]:
+            raise DistillError(f"{source}: none of the samples' problem ids is in the problem set {problems_name}; "
+                               "is --problems the set these samples were drawn from?")
+        info = _second_pass(files, survivors, stats, by_id, config, funnel, writers)
     except BaseException:
         writers.abort()
         raise
     writers.finish()
     result = funnel.to_dict()
     result["filters"] = names
-    result["problems"] = {"source": problems_name, "fingerprint": fingerprint(problem_list), "entered": len(stats),
-                          "in_corpus": info["problems_kept"]}
+    result["problems"] = {"source": public_name(problems_name), "fingerprint": fingerprint(problem_list),
+                          "entered": len(stats), "in_corpus": info["problems_kept"]}
+    result["prompts"] = {"recorded": info["prompts_recorded"], "default": info["prompts_default"]}
     result["finish_reasons"] = dict(finish.most_common())
     rates = [c[2] / c[1] for c in stats.values() if c[1]]
     result["pass_rates"] = {"bins": [i / 10 for i in range(11)],
                             "problems": [sum(1 for r in rates if i / 10 <= r < (i + 1) / 10 or (i == 9 and r == 1.0))
                                          for i in range(10)]}
-    result["config"] = dataclasses.asdict(config)
-    (out / "funnel.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    result["config"] = public_config(config)
+    atomic_write_json(out / "funnel.json", result)
     write_card(out / "README.md", result, config, manifest, info)
     log.info("%s: %d samples in, %d in the corpus (%s)", source, result["entered"], result["remaining"], out)
     return result
 
 
 def _second_pass(files: list[Path], survivors: dict[str, array], stats: dict[str, list[int]], by_id: dict[str, Problem],
-                 config: FilterConfig, funnel: Funnel, writers: _Writers, profile: Any) -> dict[str, Any]:
+                 config: FilterConfig, funnel: Funnel, writers: _Writers) -> dict[str, Any]:
     """Per problem: duplicate keys, exact and near duplicates, solved-rate drops and selection; writes rows."""
     dup = config.duplicates
     exact = ExactDedup() if dup.exact else None
@@ -255,7 +249,7 @@ def _second_pass(files: list[Path], survivors: dict[str, array], stats: dict[str
     counter: Callable[[str], int] | None = make_counter(config.length.tokenizer) if config.length.tokenizer else None
     handles = [path.open("rb") for path in files]
     info: dict[str, Any] = {"teachers": Counter(), "languages": Counter(), "sources": Counter(), "problems_kept": 0,
-                            "sampling": None, "completion_tokens": 0}
+                            "sampling": None, "completion_tokens": 0, "prompts_recorded": 0, "prompts_default": 0}
     try:
         for pid, offsets in survivors.items():
             problem = by_id[pid]
@@ -302,7 +296,8 @@ def _second_pass(files: list[Path], survivors: dict[str, array], stats: dict[str
                     writers.reject(sample, "selection", f"not among the {sel.max_per_problem} kept by policy "
                                    f"{sel.policy}", pass_rate)
                 else:
-                    writers.keep(_row(sample, problem, profile, pass_rate, counter))
+                    writers.keep(_row(sample, problem, pass_rate, counter))
+                    info["prompts_recorded" if sample.prompt else "prompts_default"] += 1
                     funnel.keep(problem)
                     info["teachers"][sample.teacher or "unknown"] += 1
                     info["sampling"] = info["sampling"] or sample.sampling or None
@@ -316,11 +311,11 @@ def _second_pass(files: list[Path], survivors: dict[str, array], stats: dict[str
     return info
 
 
-def _row(sample: Sample, problem: Problem, profile: Any, pass_rate: float | None,
-         counter: Callable[[str], int] | None) -> CorpusRow:
-    """One corpus row: the prompt as the teacher saw it, the assistant turn with its think block."""
-    messages = user_messages(problem, profile)
-    answer = assistant_text(sample)
+def _row(sample: Sample, problem: Problem, pass_rate: float | None, counter: Callable[[str], int] | None) -> CorpusRow:
+    """One corpus row: the prompt as the teacher saw it (recorded with the sample), the assistant turn with
+    its think block."""
+    messages = [dict(m) for m in sample.prompt] if sample.prompt else default_messages(problem)
+    answer = assistant_text(sample.reasoning, sample.content)
     prompt_tokens, completion_tokens = sample.prompt_tokens, sample.completion_tokens
     if counter is not None:
         prompt_tokens = sum(counter(m["content"]) for m in messages)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import logging
 import time
 from pathlib import Path
@@ -15,12 +14,15 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from distill.atomic import atomic_write_json
+from distill.config import with_settings
 from distill.errors import ConfigError
 from distill.jsonl import JsonlWriter, read_jsonl, write_jsonl
-from distill.problems import MATH_PROMPT_SUFFIX, fingerprint, load_problems
+from distill.problems import fingerprint, load_problems
 from distill.records import Problem, prompt_text
-from distill.reinforce.recipe import GRPORecipe, load_grpo_recipe, resolve_path, with_settings
+from distill.reinforce.recipe import GRPORecipe, load_grpo_recipe
 from distill.reinforce.rewards import RewardSet
+from distill.text import MATH_PROMPT_SUFFIX
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
@@ -40,17 +42,15 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
 
 
-def build_prompts(problems: list[Problem], recipe: GRPORecipe, recipe_dir: Path | None = None) -> list[Any]:
+def build_prompts(problems: list[Problem], recipe: GRPORecipe) -> list[Any]:
     """Each problem as a TRL prompt: chat messages (template "chat") or a plain string (a text template)."""
     settings = recipe.prompt
     system = None
     if settings.system_prompt:
-        system = resolve_path(settings.system_prompt, recipe_dir).read_text(encoding="utf-8").strip()
+        system = recipe.file(settings.system_prompt).read_text(encoding="utf-8").strip()
     template = None
     if settings.template != "chat":
-        path = resolve_path(settings.template, recipe_dir)
-        if not path.exists():
-            raise ConfigError(f"prompt.template: {settings.template}: no such file (or use 'chat')")
+        path = recipe.file(settings.template)
         template = path.read_text(encoding="utf-8")
         if "{prompt}" not in template:
             raise ConfigError(f"prompt.template: {path}: has no {{prompt}} placeholder")
@@ -176,23 +176,22 @@ def reinforce(
     max_steps: int | None = None,
     limit: int | None = None,
     settings: list[str] | None = None,
-) -> Path:
-    """Run GRPO on a model with verifier rewards; returns `out_dir`, which holds the final model.
+) -> dict[str, Any]:
+    """Run GRPO on a model with verifier rewards; `out_dir` then holds the final model. Returns the summary
+    (out_dir/reinforce.json, with `out_dir`).
 
-    `model` and `problems` override the recipe's, as do `settings` (`GROUP.KEY=VALUE`, e.g.
-    `grpo.beta=0.04`); `max_steps` stops early. A run whose `out_dir` holds
-    checkpoints resumes from the last one. Writes out_dir/metrics.jsonl (one row per logged step) and
-    out_dir/reinforce.json (recipe, problem set, steps, wall time, last metrics).
+    `recipe_or_path` is a loaded recipe, a path or a shipped name (`tiny`); `model` and `problems`
+    override the recipe's, as do `settings` (`GROUP.KEY=VALUE`, e.g. `grpo.beta=0.04`); `max_steps` stops
+    early. A run whose `out_dir` holds checkpoints resumes from the last one. Writes out_dir/metrics.jsonl
+    (one row per logged step) and out_dir/reinforce.json (recipe, problem set, steps, wall time, last metrics).
     """
     from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOTrainer
 
-    recipe_dir = None
     if isinstance(recipe_or_path, GRPORecipe):
-        recipe = with_settings(recipe_or_path, settings)
+        recipe = with_settings(recipe_or_path, settings, recipe_or_path.path or "<recipe>")
     else:
-        recipe = load_grpo_recipe(recipe_or_path, settings=settings)
-        recipe_dir = Path(recipe_or_path).parent
+        recipe = load_grpo_recipe(recipe_or_path, settings)
     if max_steps is not None:
         recipe = dataclasses.replace(recipe, grpo=dataclasses.replace(recipe.grpo, max_steps=max_steps))
     model_path = model or recipe.model
@@ -211,7 +210,7 @@ def reinforce(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(model_path, recipe.trust_remote_code)
-    prompts = build_prompts(problem_list, recipe, recipe_dir)
+    prompts = build_prompts(problem_list, recipe)
     opened = think_in_prompt(prompts[0], tokenizer, recipe.prompt.open_think)
     eos = tokenizer.eos_token_id
     rewards = RewardSet(
@@ -262,5 +261,5 @@ def reinforce(
         "last_metrics": history[-1] if history else {},
         "recipe": dataclasses.asdict(recipe),
     }
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return out
+    atomic_write_json(out / SUMMARY_FILE, summary)
+    return {**summary, "out_dir": str(out)}

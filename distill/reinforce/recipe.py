@@ -8,15 +8,15 @@ its numbers come from.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from distill.config import apply_settings, from_mapping, load_config
+from distill.config import apply_settings, from_mapping, read_yaml
+from distill.errors import ConfigError
+from distill.paths import find, resolve
 
 AnswerFormat = Literal["after_think", "answer_tags"]
-REPO = Path(__file__).resolve().parent.parent.parent
 
 
 @dataclass
@@ -34,7 +34,7 @@ class PromptSettings:
     open_think: bool = True
     # A path to a text file holding a system prompt for chat templates (R1 uses none).
     system_prompt: str | None = None
-    # Append distill.problems.MATH_PROMPT_SUFFIX to math prompts (R1's evaluation protocol).
+    # Append distill.text.MATH_PROMPT_SUFFIX to math prompts (R1's evaluation protocol).
     math_suffix: bool = True
 
 
@@ -107,6 +107,15 @@ class GRPORecipe:
     prompt: PromptSettings = field(default_factory=PromptSettings)
     rewards: RewardSettings = field(default_factory=RewardSettings)
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    path: str | None = None  # the recipe file (set by the loader); its folder is where relative paths start
+
+    def file(self, value: str) -> Path:
+        """A file the recipe names (a prompt template, a system prompt), by the search order of
+        `distill.paths.find`, starting at the recipe's folder."""
+        found = find(value, relative_to=Path(self.path).parent if self.path else None)
+        if found is None:
+            raise ConfigError(f"{self.path or '<recipe>'}: {value}: no such file")
+        return found
 
     def __post_init__(self) -> None:
         g = self.grpo
@@ -121,31 +130,15 @@ class GRPORecipe:
             raise ValueError("rewards: every weight is 0, so there is nothing to learn from")
 
 
-def resolve_path(value: str, base: Path | None = None) -> Path:
-    """A path from a recipe: as given if it exists, else relative to the recipe's folder or the repository."""
-    path = Path(value)
-    for candidate in (path, *(b / path for b in (base, REPO) if b is not None)):
-        if candidate.exists():
-            return candidate
-    return path
-
-
-def load_grpo_recipe(path: str | Path, overrides: dict[str, Any] | None = None,
-                     settings: list[str] | None = None) -> GRPORecipe:
-    """Load a `students/rl/*.yaml` recipe; `overrides` (top-level keys) and then `settings`
-    (`GROUP.KEY=VALUE`, as `--set` gives them) win over the file."""
-    return load_config(GRPORecipe, path, overrides, settings)
-
-
-def with_settings(recipe: GRPORecipe, settings: list[str] | None) -> GRPORecipe:
-    """A copy of `recipe` with `GROUP.KEY=VALUE` settings applied and checked like a file's keys.
-
-    >>> with_settings(recipe_from_dict({}), ["grpo.beta=0.04"]).grpo.beta
-    0.04
-    """
-    if not settings:
-        return recipe
-    return from_mapping(GRPORecipe, apply_settings(dataclasses.asdict(recipe), settings), "<recipe>")
+def load_grpo_recipe(path: str | Path, settings: list[str] | None = None) -> GRPORecipe:
+    """Load a GRPO recipe (a path, or a shipped name such as `tiny` for students/rl/tiny.yaml), then apply
+    `GROUP.KEY=VALUE` settings (as `--set` gives them)."""
+    found = resolve(path, kind="rl", what="GRPO recipe")
+    data = read_yaml(found)
+    if "path" in data:
+        raise ConfigError(f"{found}: key 'path' is set by the loader, not the recipe")
+    data["path"] = str(found.resolve())
+    return from_mapping(GRPORecipe, apply_settings(data, settings), str(found))
 
 
 def recipe_from_dict(data: dict[str, Any], where: str = "<recipe>") -> GRPORecipe:

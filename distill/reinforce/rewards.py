@@ -21,12 +21,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from distill.records import Problem, Sample
-from distill.sampling import split_completion
+from distill.text import THINK_CLOSE, THINK_OPEN, language_share, split_completion
 from distill.verify import answer_part, extract_math_answer, verify_sample, verify_samples
 
 log = logging.getLogger(__name__)
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 FENCE = re.compile(r"```[^\n]*\n.*?```", re.DOTALL)
 RewardFunc = Callable[..., list]
 
@@ -172,7 +171,6 @@ class RewardSet:
 
     def language_consistency(self, completions: list, problem_ids: list[str], completion_ids: list | None = None) -> list:
         """The share of the reasoning written in the target language (R1's language-consistency reward)."""
-        from distill.filters import language_share
 
         out = []
         for completion in completions:

@@ -7,12 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from distill.errors import ConfigError
-
-# DeepSeek-R1 (paper, section "Evaluation setup" and the R1 model card): temperature 0.6, top-p 0.95,
-# up to 32,768 generated tokens.
-R1_TEMPERATURE = 0.6
-R1_TOP_P = 0.95
-R1_MAX_NEW_TOKENS = 32768
+from distill.text import R1_MAX_NEW_TOKENS, R1_TEMPERATURE, R1_TOP_P
 
 
 @dataclass

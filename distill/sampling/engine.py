@@ -12,15 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import ConfigError
+from distill.logprobs import encode as encode_logprobs
 from distill.problems import fingerprint
-from distill.records import Problem, Sample
+from distill.records import Message, Problem, Sample
+from distill.rundir import RunDir, in_shard
 from distill.sampling.backends.base import Backend, Completion, Request
 from distill.sampling.config import Budget, SamplingConfig, sampling_identity
 from distill.sampling.profile import TeacherProfile
 from distill.sampling.progress import RunProgress
 from distill.sampling.prompts import build_prompt
-from distill.sampling.split import split_completion
-from distill.sampling.store import RunStore, in_shard
+from distill.text import split_completion
+from distill.verify import verify_sample
+
+LOGPROBS = "logprobs"  # the side file of a run's per-token teacher logprobs
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +37,27 @@ class Teacher:
     def __init__(self, profile: TeacherProfile, backend: Backend) -> None:
         self.profile = profile
         self.backend = backend
-        self.label = f"{profile.model} ({profile.backend})"
+        # Artifacts name the teacher by its public id (a model id or the profile's name), never a local path.
+        self.label = profile.public_id()
 
     def stream(self, problems: Iterable[Problem], config: SamplingConfig,
                indices: dict[str, list[int]] | None = None) -> Iterator[Sample]:
         """Yield samples as they finish; `indices` limits each problem to some sample indices."""
+        for _, sample in self.completions(problems, config, indices):
+            yield sample
+
+    def completions(self, problems: Iterable[Problem], config: SamplingConfig,
+                    indices: dict[str, list[int]] | None = None) -> Iterator[tuple[Completion, Sample]]:
+        """Yield each backend completion with its stored record (the engine keeps the completion's
+        token ids and logprobs beside the record)."""
         requests = []
         for problem in problems:
             wanted = list(range(config.n)) if indices is None else indices.get(problem.id, [])
             if wanted:
                 requests.append(Request(problem.id, build_prompt(problem, self.profile), wanted))
+        messages = {r.problem_id: r.messages for r in requests}
         for completion in self.backend.stream(requests, config):
-            yield self.to_sample(completion, config)
+            yield completion, self.to_sample(completion, config, messages[completion.problem_id])
 
     def generate(self, problems: list[Problem], config: SamplingConfig) -> list[Sample]:
         """`config.n` samples per problem, in input order (problem, then sample_index 0..n-1)."""
@@ -52,14 +65,15 @@ class Teacher:
         samples = list(self.stream(problems, config))
         return sorted(samples, key=lambda s: (order[s.problem_id], s.sample_index))
 
-    def to_sample(self, completion: Completion, config: SamplingConfig) -> Sample:
-        """A stored record from a backend completion: reasoning and content split, provenance kept."""
+    def to_sample(self, completion: Completion, config: SamplingConfig, prompt: list[Message] | None = None) -> Sample:
+        """A stored record from a backend completion: reasoning and content split, the prompt as sent,
+        provenance kept."""
         reasoning, content, closed = split_completion(completion.text, completion.reasoning)
         return Sample(
             problem_id=completion.problem_id, sample_index=completion.sample_index, reasoning=reasoning,
             content=content, finish_reason=completion.finish_reason, teacher=self.label, sampling=config.to_dict(),
             prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-            seed=completion.seed, think_closed=closed,
+            seed=completion.seed, think_closed=closed, prompt=prompt,
         )
 
     def close(self) -> None:
@@ -87,8 +101,6 @@ def build_teacher(profile: TeacherProfile, **backend_options: Any) -> Teacher:
 def default_verifier(profile: TeacherProfile) -> Verifier:
     """`distill.verify.verify_sample` with the profile's answer format, imported when first needed."""
     def verify(problem: Problem, sample: Sample) -> Any:
-        from distill.verify import verify_sample
-
         return verify_sample(problem, sample, answer_format=profile.answer_format)
 
     return verify
@@ -98,6 +110,19 @@ def cost_of(profile: TeacherProfile, prompt_tokens: int, completion_tokens: int)
     """USD for some tokens at the profile's prices (0 when it has none)."""
     api = profile.api
     return (prompt_tokens * (api.price_input_per_million or 0.0) + completion_tokens * (api.price_output_per_million or 0.0)) / 1e6
+
+
+def run_manifest(profile: TeacherProfile, config: SamplingConfig, problems: list[Problem],
+                 problems_source: str | None) -> dict[str, Any]:
+    """What a sampling run records about itself: the teacher (public fields, plus its local checkpoint
+    path in the local-only `local` group), the sampling config and the problem set."""
+    return {
+        "teacher": profile.to_dict(), "teacher_identity": profile.identity(), "backend": profile.backend,
+        "sampling": config.to_dict(), "sampling_identity": sampling_identity(config),
+        "problems": {"source": problems_source, "fingerprint": fingerprint(problems), "count": len(problems)},
+        "problems_fingerprint": fingerprint(problems),
+        "local": profile.local_fields(),
+    }
 
 
 def generate_run(
@@ -115,50 +140,56 @@ def generate_run(
     teacher: Teacher | None = None,
     progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Sample `config.n` completions per problem into the run store at `out_dir`, resuming if it exists.
+    """Sample `config.n` completions per problem into the run directory `out_dir`, resuming if it exists.
 
-    Only keys `(problem_id, sample_index)` missing from the store are requested. `limit` takes the
-    first problems, `shard=(I, N)` this process's share. With `until_correct=K` samples are drawn in
-    waves and a problem stops once K of its samples pass `verifier`. Returns the summary (also
-    written to summary.json).
+    Only keys `(problem_id, sample_index)` missing from the run are requested, and each completion is
+    stored as it arrives. `limit` takes the first problems, `shard=(I, N)` this process's share (the run
+    records N; another N is refused). With `until_correct=K` samples are drawn in waves and a problem
+    stops once K of its samples pass `verifier`. With `config.logprobs=K` the teacher's top-K logprobs
+    of every token go to the shard's sidecar (`distill.logprobs`). Returns the summary (also written
+    to summary.json); `summary["ok"]` is the exit-code rule of every sampling command: every key stored,
+    or a budget or `until_correct` stopped the run. An error from the backend is re-raised after the
+    summary (with what it cost) is written; nothing already stored is lost.
     """
     if until_correct is not None and until_correct < 1:
         raise ConfigError(f"--until-correct {until_correct}: expected at least 1")
-    manifest = {
-        "teacher": profile.to_dict(), "teacher_identity": profile.identity(), "backend": profile.backend,
-        "sampling": config.to_dict(), "sampling_identity": sampling_identity(config),
-        "problems": {"source": problems_source, "fingerprint": fingerprint(problems), "count": len(problems)},
-        "problems_fingerprint": fingerprint(problems),
-    }
     selected = [p for p in problems[:limit] if in_shard(p.id, shard)]
-    store = RunStore(out_dir, manifest, shard)
+    run = RunDir(out_dir)
+    run.start(run_manifest(profile, config, problems, problems_source), shards=shard[1])
+    writer = run.open_shard(shard, sides=(LOGPROBS,) if config.logprobs else ())
     started = time.perf_counter()
     stats: Counter[str] = Counter()
     stopped: str | None = None
     verify = verifier or default_verifier(profile)
     by_id = {p.id: p for p in selected}
-    pending = {p.id: [i for i in range(config.n) if (p.id, i) not in store.samples] for p in selected}
+    try:
+        stored = {sample.key: sample for sample in run.read_samples()}
+    except BaseException:
+        writer.close()
+        raise
+    pending = {p.id: [i for i in range(config.n) if (p.id, i) not in stored] for p in selected}
     correct = Counter[str]()
     if until_correct is not None:
-        for (pid, _), sample in store.samples.items():
+        for (pid, _), sample in stored.items():
             if pid in by_id and _judge(verify, by_id[pid], sample):
                 correct[pid] += 1
     todo = sum(len(v) for v in pending.values())
     log.info("%s: %d problems in this shard, %d samples stored, %d to sample", out_dir, len(selected),
              len(selected) * config.n - todo, todo)
     owned = teacher is None
-    teacher = teacher or (build_teacher(profile) if todo else None)
     bar = RunProgress(todo, len(selected), enabled=progress)
     try:
+        teacher = teacher or (build_teacher(profile) if todo else None)
         while teacher is not None and stopped is None:
             wave = _next_wave(pending, correct, until_correct)
             if not wave:
                 break
-            for sample in teacher.stream([by_id[pid] for pid in wave], config, wave):
+            for completion, sample in teacher.completions([by_id[pid] for pid in wave], config, wave):
                 if until_correct is not None:
                     _attach_verdict(sample, verify(by_id[sample.problem_id], sample))
                     correct[sample.problem_id] += int(sample.correct is True)
-                store.write(sample)
+                writer.write(sample, _sides(completion, config))
+                stored[sample.key] = sample
                 stats["samples"] += 1
                 stats["completion_tokens"] += sample.completion_tokens or 0
                 stats["prompt_tokens"] += sample.prompt_tokens or 0
@@ -174,16 +205,30 @@ def generate_run(
     except KeyboardInterrupt:
         stopped = "interrupted"
         raise
+    except Exception as err:
+        stopped = f"error: {err}"
+        raise
     finally:
         bar.close()
         if owned and teacher is not None:
             teacher.close()
         saved = sum(len(v) for pid, v in pending.items() if until_correct is not None and correct[pid] >= until_correct)
-        summary = _summary(store, selected, config, stats, time.perf_counter() - started, stopped, saved, shard,
+        summary = _summary(stored, selected, config, stats, time.perf_counter() - started, stopped, saved, shard,
                            cost_of(profile, stats["prompt_tokens"], stats["completion_tokens"]))
-        store.write_summary(summary)
-        store.close()
+        writer.close()
+        run.write_summary(summary, shard)
     return summary
+
+
+def _sides(completion: Completion, config: SamplingConfig) -> dict[str, bytes] | None:
+    """The side records of one completion: its logprob record when the run asks for logprobs."""
+    if not config.logprobs:
+        return None
+    lp = completion.logprobs
+    if lp is None:
+        raise ConfigError("logprobs: this backend returned no per-token logprobs; it cannot serve --logprobs")
+    return {LOGPROBS: encode_logprobs(lp.token_ids, lp.sampled, lp.top_ids, lp.top_logprobs,
+                                      completion.prompt_token_ids or ())}
 
 
 def _judge(verify: Verifier, problem: Problem, sample: Sample) -> bool:
@@ -211,13 +256,15 @@ def _next_wave(pending: dict[str, list[int]], correct: Counter[str], until_corre
     return wave
 
 
-def _summary(store: RunStore, selected: list[Problem], config: SamplingConfig, stats: Counter[str], wall: float,
-             stopped: str | None, saved: int, shard: tuple[int, int], cost: float) -> dict[str, Any]:
-    """Counts over the whole store, plus what this process did (wall time, throughput, cost)."""
-    samples = list(store.samples.values())
+def _summary(stored: dict[tuple[str, int], Sample], selected: list[Problem], config: SamplingConfig,
+             stats: Counter[str], wall: float, stopped: str | None, saved: int, shard: tuple[int, int],
+             cost: float) -> dict[str, Any]:
+    """Counts over the whole run, plus what this process did (wall time, throughput, cost), and whether
+    the run met its goal (`ok`: the exit-code rule of every command that samples)."""
+    samples = list(stored.values())
     finish = Counter(str(s.finish_reason) for s in samples)
-    selected_ids = {p.id for p in selected}
-    missing = sum(1 for p in selected for i in range(config.n) if (p.id, i) not in store.samples)
+    missing = sum(1 for p in selected for i in range(config.n) if (p.id, i) not in stored) - saved
+    budget_stop = stopped is not None and stopped.startswith("budget")
     return {
         "samples": len(samples),
         "problems": len({s.problem_id for s in samples}),
@@ -226,9 +273,10 @@ def _summary(store: RunStore, selected: list[Problem], config: SamplingConfig, s
         "finish_reasons": dict(finish.most_common()),
         "think_unclosed": sum(1 for s in samples if s.think_closed is False),
         "shard": f"{shard[0]}/{shard[1]}",
-        "shard_problems": len(selected_ids),
+        "shard_problems": len(selected),
         "shard_missing": missing,
-        "complete": missing - saved == 0 and stopped is None,
+        "complete": missing == 0 and stopped is None,
+        "ok": missing == 0 or budget_stop,
         "stopped": stopped,
         "saved_by_until_correct": saved,
         "this_run": {

@@ -4,16 +4,18 @@ holds an API key, never the key itself."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from distill.config import from_mapping, read_yaml
+from distill.config import apply_settings, from_mapping, read_yaml
 from distill.errors import ConfigError
-from distill.problems import MATH_PROMPT_SUFFIX
-from distill.sampling.config import R1_MAX_NEW_TOKENS, R1_TEMPERATURE, R1_TOP_P, SamplingConfig
+from distill.paths import find, resolve
+from distill.sampling.config import SamplingConfig
+from distill.text import MATH_PROMPT_SUFFIX, R1_MAX_NEW_TOKENS, R1_TEMPERATURE, R1_TOP_P
 
 Backend = Literal["transformers", "vllm", "openai"]
 BACKENDS = ("transformers", "vllm", "openai")
@@ -89,30 +91,49 @@ class TeacherProfile:
     local: LocalOptions = field(default_factory=LocalOptions)
     # The folder of the YAML file, to resolve relative paths (not part of the identity).
     root: str | None = None
+    # The local checkpoint `model` names, found by the loader (local-only: never in published artifacts).
+    model_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.backend == "openai" and not self.api.base_urls():
             raise ConfigError("api.base_url: the openai backend needs a base URL")
 
     def to_dict(self) -> dict[str, Any]:
-        """The profile as stored in a run manifest: no secrets (only the key's variable name)."""
+        """The profile as runs and published artifacts record it: no secrets (only the key's variable name)
+        and no local paths (a local checkpoint is named by its public id, see `public_id`)."""
         data = asdict(self)
         data.pop("root", None)
+        data.pop("model_path", None)
+        data["model"] = self.public_id()
         return data
 
+    def public_id(self) -> str:
+        """How artifacts name this teacher: the model id (a hub id, an API model name), or the profile's
+        name when the model is a local checkpoint, whose path stays on this machine."""
+        return self.name if self.model_path is not None else self.model
+
+    def engine_model(self) -> str:
+        """What a backend loads: the local checkpoint's absolute path, else the model id."""
+        return self.model_path or self.model
+
     def identity(self) -> dict[str, Any]:
-        """What a resumed run must share: model, backend and prompt format (not concurrency or prices)."""
+        """What a resumed run must share: model (and the local checkpoint's fingerprint), backend and prompt
+        format (not concurrency or prices)."""
         data = self.to_dict()
-        return {k: data[k] for k in ("model", "backend", "open_think", "answer_format", "system_prompt",
-                                     "math_prompt_suffix", "prompt_template")}
+        identity = {k: data[k] for k in ("model", "backend", "open_think", "answer_format", "system_prompt",
+                                         "math_prompt_suffix", "prompt_template")}
+        if self.model_path is not None:
+            identity["checkpoint"] = checkpoint_fingerprint(self.model_path)
+        return identity
+
+    def local_fields(self) -> dict[str, Any]:
+        """What only this machine needs (the manifest's local-only `local` group): the checkpoint's path."""
+        return {"teacher_model_path": self.model_path} if self.model_path else {}
 
     def resolve(self, path: str) -> Path:
-        """A path from the profile, relative to the profile's folder when it is not absolute."""
-        p = Path(path)
-        if p.is_absolute() or self.root is None:
-            return p
-        candidate = Path(self.root) / p
-        return candidate if candidate.exists() or not p.exists() else p
+        """A file the profile names (a prompt template, a tokenizer), by the one search order of
+        `distill.paths.find` starting at the profile's folder."""
+        return find(path, relative_to=self.root) or Path(path)
 
     def api_key(self) -> str | None:
         """The API key from the environment variable the profile names (None when it names none)."""
@@ -124,38 +145,49 @@ class TeacherProfile:
         return key
 
 
-def load_profile(path: str | Path, overrides: dict[str, Any] | None = None) -> TeacherProfile:
-    """Load a teacher profile from YAML; a wrong key or value fails naming the file and key."""
+def checkpoint_fingerprint(path: str | Path) -> str:
+    """A cheap fingerprint of a local checkpoint: its config and the names and sizes of its files."""
+    folder = Path(path)
+    digest = hashlib.sha256()
+    config = folder / "config.json"
+    if config.is_file():
+        digest.update(config.read_bytes())
+    for item in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if item.is_file():
+            digest.update(f"{item.name}:{item.stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _build(data: dict[str, Any], where: str, settings: list[str] | None) -> TeacherProfile:
+    """A profile from a mapping plus `--set`-style settings; the local checkpoint is found after settings."""
+    apply_settings(data, settings)
+    if "api_key" in data or "api_key" in (data.get("api") or {}):
+        raise ConfigError(f"{where}: key 'api_key': keys do not belong in profiles; name an environment "
+                          "variable with api.api_key_env instead")
+    if "model_path" in data:
+        raise ConfigError(f"{where}: key 'model_path' is found by the loader; name the checkpoint with 'model'")
+    model = data.get("model")
+    if isinstance(model, str) and data.get("backend", "transformers") != "openai":
+        found = find(model, relative_to=data.get("root"))
+        if found is not None and found.is_dir():
+            data["model_path"] = str(found.resolve())
+    return from_mapping(TeacherProfile, data, where)
+
+
+def load_profile(path: str | Path, settings: list[str] | None = None) -> TeacherProfile:
+    """Load a teacher profile from YAML, then apply `KEY=VALUE` settings (`backend=vllm`,
+    `api.base_url=...`); a wrong key or value fails naming the file and key."""
     path = Path(path)
     data = read_yaml(path)
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    if "api_key" in data or "api_key" in (data.get("api") or {}):
-        raise ConfigError(f"{path}: key 'api_key': keys do not belong in profiles; name an environment "
-                          "variable with api.api_key_env instead")
     data.setdefault("name", path.stem)
     data["root"] = str(path.resolve().parent)
-    for key in ("model", "tokenizer"):
-        if isinstance(data.get(key), str):
-            data[key] = _local_path(data[key], path.resolve().parent)
-    return from_mapping(TeacherProfile, data, str(path))
+    return _build(data, str(path), settings)
 
 
-def _local_path(value: str, root: Path) -> str:
-    """A relative local path in a profile, found from the working directory, the profile's folder or
-    the folder above it (repository-relative paths such as `teachers/tiny`); hub ids stay as they are."""
-    if Path(value).is_absolute():
-        return value
-    for base in (Path.cwd(), root, root.parent):
-        if (base / value).exists():
-            return str((base / value).resolve())
-    return value
-
-
-def profile_for_model(path: str, backend: str = "transformers", base_url: str | None = None) -> TeacherProfile:
-    """A profile for a checkpoint without a YAML file: sampling defaults from its generation config.
-
-    Temperature and top-p come from `generation_config.json` when it has them, else R1's defaults.
-    """
+def profile_for_model(path: str, backend: str = "transformers", base_url: str | None = None,
+                      settings: list[str] | None = None) -> TeacherProfile:
+    """A profile for a checkpoint or model id without a YAML file: sampling defaults from its generation
+    config (temperature and top-p when it has them, else R1's)."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
     sampling = SamplingConfig()
@@ -163,9 +195,28 @@ def profile_for_model(path: str, backend: str = "transformers", base_url: str | 
     if config_file.exists():
         generation = json.loads(config_file.read_text())
         sampling = sampling.replace(temperature=generation.get("temperature"), top_p=generation.get("top_p"))
-    api = ApiOptions(base_url=base_url) if base_url else ApiOptions()
-    name = Path(path).name if Path(path).exists() else path
-    try:
-        return TeacherProfile(name=name, model=path, backend=backend, sampling=sampling, api=api)  # type: ignore[arg-type]
-    except ConfigError as err:
-        raise ConfigError(f"--model {path}: {err}") from err
+    data: dict[str, Any] = {"name": Path(path).name if Path(path).exists() else path, "model": path,
+                            "backend": backend, "sampling": asdict(sampling)}
+    if base_url:
+        data["api"] = {"base_url": base_url}
+    return _build(data, f"--model {path}", settings)
+
+
+def resolve_teacher(teacher: str | None = None, model: str | None = None, backend: str | None = None,
+                    base_url: str | None = None, settings: list[str] | None = None) -> TeacherProfile:
+    """The one way to get a teacher profile: `teacher` is a shipped name (`tiny`) or a profile path
+    (`teachers/tiny.yaml`); without one, `model` (a checkpoint or model id) with `backend`. `model`,
+    `backend` and `base_url` given beside a profile override its values, as do `settings`."""
+    if teacher is None and model is None:
+        raise ConfigError("give a teacher profile (--teacher NAME|teachers/X.yaml) or a model (--model PATH --backend B)")
+    extra = list(settings or [])
+    if teacher is None:
+        assert model is not None
+        return profile_for_model(model, backend or "transformers", base_url, extra)
+    if model is not None:
+        extra.insert(0, f"model={json.dumps(model)}")
+    if backend is not None:
+        extra.insert(0, f"backend={backend}")
+    if base_url is not None:
+        extra.insert(0, f"api.base_url={json.dumps(base_url)}")
+    return load_profile(resolve(teacher, kind="teacher", what="teacher profile"), extra)

@@ -9,7 +9,7 @@ from typing import Any
 
 from distill.records import Message, Problem
 from distill.sampling.profile import TeacherProfile
-from distill.sampling.split import THINK_OPEN
+from distill.text import THINK_OPEN
 
 
 @lru_cache(maxsize=16)

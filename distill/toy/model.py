@@ -16,10 +16,10 @@ from transformers import (
     Qwen2Config,
 )
 
+from distill.text import R1_TEMPERATURE, R1_TOP_P
 from distill.toy.tokenizer import build_tokenizer
 
 Architecture = Literal["qwen2", "llama"]
-R1_TEMPERATURE, R1_TOP_P = 0.6, 0.95
 
 
 def tiny_config(

@@ -12,19 +12,17 @@ from pathlib import Path
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from distill.paths import shipped_path
+from distill.text import MATH_PROMPT_SUFFIX, THINK_CLOSE, THINK_OPEN
 from distill.toy.problems import generate
 
 EOS = "<|im_end|>"
 PAD = "<|endoftext|>"
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 SPECIAL_TOKENS = [PAD, "<|im_start|>", EOS]
-CHAT_TEMPLATE_PATH = Path(__file__).with_name("chat_template.jinja")
 
 
 def toy_corpus(n: int = 3000, seed: int = 12345) -> Iterable[str]:
     """Text the tokenizer is trained on: toy prompts and gold completions, plus the math prompt suffix."""
-    from distill.problems import MATH_PROMPT_SUFFIX
-
     for problem, completion in generate(n, seed=seed, difficulty=(1, 5)):
         yield f"system\nuser\n{problem.prompt} {MATH_PROMPT_SUFFIX}\nassistant\n{completion}"
 
@@ -58,7 +56,8 @@ def build_tokenizer(vocab_size: int = 512, seed: int = 12345) -> PreTrainedToken
         model_max_length=4096,
         padding_side="left",
     )
-    fast.chat_template = CHAT_TEMPLATE_PATH.read_text()
+    # The toy world's ChatML template with the think block (shipped beside the other students' templates).
+    fast.chat_template = shipped_path("students", "templates", "toy-think.jinja").read_text(encoding="utf-8")
     return fast
 
 

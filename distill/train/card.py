@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from distill.atomic import atomic_write_text
+from distill.paths import public_name
 from distill.train.recipe import StudentRecipe
 
 
@@ -37,7 +39,7 @@ def write_card(out_dir: Path, recipe: StudentRecipe, data_dir: Path, report: Any
     losses = [h["loss"] for h in metrics.get("log_history", [])]
     lines = [
         "---",
-        f"base_model: {recipe.model}",
+        f"base_model: {public_name(recipe.model)}",
         "library_name: " + ("peft" if recipe.mode != "full" else "transformers"),
         "tags: [distill, reasoning, sft, trl]",
         "---",
@@ -48,7 +50,7 @@ def write_card(out_dir: Path, recipe: StudentRecipe, data_dir: Path, report: Any
         "",
         "## Base model",
         "",
-        f"- model: `{recipe.model}`" + (f" (tiny {recipe.tiny.architecture}, hidden {recipe.tiny.hidden_size}, "
+        f"- model: `{public_name(recipe.model)}`" + (f" (tiny {recipe.tiny.architecture}, hidden {recipe.tiny.hidden_size}, "
                                          f"{recipe.tiny.num_layers} layers)" if recipe.model == "tiny" else ""),
         f"- context: {recipe.declared_context()} tokens"
         + (f" (raised with max_position_embeddings={recipe.max_position_embeddings}, rope_theta={recipe.rope_theta})"
@@ -56,7 +58,7 @@ def write_card(out_dir: Path, recipe: StudentRecipe, data_dir: Path, report: Any
         "",
         "## Corpus",
         "",
-        f"- path: `{facts['path']}`",
+        f"- file: `{public_name(facts['path'])}`",
         f"- teachers: {', '.join(f'{k} ({v})' for k, v in facts['teachers'].items())}",
         f"- sources: {', '.join(f'{k} ({v})' for k, v in facts['sources'].items())}",
         f"- rows: {report.rows}, trained: {report.kept}, over max_length {report.max_length}: {report.overlong} "
@@ -66,7 +68,7 @@ def write_card(out_dir: Path, recipe: StudentRecipe, data_dir: Path, report: Any
         "",
         "## Recipe",
         "",
-        f"- file: `{recipe.path}`",
+        f"- file: `{public_name(recipe.path)}`",
         f"- learning rate {recipe.learning_rate}, {recipe.num_train_epochs} epochs, {recipe.lr_scheduler_type} schedule, "
         f"warm-up {recipe.warmup_ratio}",
         f"- max length {recipe.max_length}, packing {recipe.packing}, per-device batch {recipe.per_device_train_batch_size} "
@@ -91,5 +93,5 @@ def write_card(out_dir: Path, recipe: StudentRecipe, data_dir: Path, report: Any
         "",
     ]
     path = out_dir / "README.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    atomic_write_text(path, "\n".join(lines))
     return path

@@ -12,30 +12,31 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
+from distill.atomic import atomic_write_json, atomic_write_text
+from distill.config import with_settings
 from distill.errors import ConfigError
+from distill.text import R1_TEMPERATURE, R1_TOP_P
+from distill.train.card import write_card
 from distill.train.data import build_dataset, check_template, read_corpus, write_report
+from distill.train.launch import launch
 from distill.train.recipe import StudentRecipe, load_student_recipe
+from distill.train.sft import base_path, build_trainer, check_report_to, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
-R1_TEMPERATURE, R1_TOP_P = 0.6, 0.95
+METRICS = "train_metrics.json"
 
 
-def resolve_recipe(recipe_or_path: StudentRecipe | str | Path, overrides: Mapping[str, Any] | None) -> StudentRecipe:
-    """A recipe object from a path (with overrides) or a recipe (overrides replace top-level fields)."""
+def resolve_recipe(recipe_or_path: StudentRecipe | str | Path, settings: list[str] | None = None) -> StudentRecipe:
+    """A recipe object from a path or shipped name, or a loaded recipe, with `KEY=VALUE` settings applied."""
     if isinstance(recipe_or_path, StudentRecipe):
-        if not overrides:
-            return recipe_or_path
-        from distill.train.recipe import _merge, recipe_from_mapping
-
-        return recipe_from_mapping(_merge(dataclasses.asdict(recipe_or_path), overrides), recipe_or_path.path or "<recipe>")
-    return load_student_recipe(recipe_or_path, overrides)
+        return with_settings(recipe_or_path, settings, recipe_or_path.path or "<recipe>")
+    return load_student_recipe(recipe_or_path, settings)
 
 
 def check_devices(recipe: StudentRecipe) -> None:
@@ -75,14 +76,12 @@ def r1_generation_config(recipe: StudentRecipe, tokenizer: Any) -> Any:
 def save_outputs(trainer: Any, recipe: StudentRecipe, tokenizer: Any, out_dir: Path, data_dir: Path,
                  report: Any, metrics: dict[str, Any]) -> None:
     """The final model, tokenizer, template, generation config, card and metrics (rank 0 only)."""
-    from distill.train.card import write_card
-
     trainer.save_model(str(out_dir))  # safetensors; for peft models the adapter
     tokenizer.save_pretrained(str(out_dir))
     (out_dir / "chat_template.jinja").write_text(tokenizer.chat_template, encoding="utf-8")
     r1_generation_config(recipe, tokenizer).save_pretrained(str(out_dir))
-    (out_dir / "recipe.yaml").write_text(yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False), encoding="utf-8")
-    (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out_dir / "recipe.yaml", yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False))
+    atomic_write_json(out_dir / "train_metrics.json", metrics)
     write_card(out_dir, recipe, data_dir, report, metrics)
 
 
@@ -92,19 +91,19 @@ def train(
     out_dir: str | Path,
     max_steps: int | None = None,
     num_processes: int | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Path:
-    """Fine-tune the recipe's student on DATA_DIR/corpus.jsonl into OUT and return OUT.
+    settings: list[str] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune the recipe's student (a loaded recipe, a path or a shipped name, with `KEY=VALUE`
+    `settings` on top) on DATA_DIR/corpus.jsonl into OUT; returns the summary (OUT/train_metrics.json,
+    with `out_dir`).
 
     Resumes from the newest OUT/checkpoint-N when there is one (its step count continues); with
     `num_processes` > 1 (or the recipe's) relaunches itself under torchrun (or accelerate for FSDP/ZeRO-3).
     """
-    recipe = resolve_recipe(recipe_or_path, overrides)
+    recipe = resolve_recipe(recipe_or_path, settings)
     out = Path(out_dir).resolve()
     data = Path(data_dir).resolve()
     check_devices(recipe)
-    from distill.train.sft import check_report_to
-
     check_report_to(recipe, [recipe.report_to] if isinstance(recipe.report_to, str) else list(recipe.report_to))
     processes = num_processes or recipe.num_processes or 1
     if recipe.global_batch_size and "LOCAL_RANK" not in os.environ:
@@ -115,11 +114,8 @@ def train(
                         recipe.per_device_train_batch_size, recipe.gradient_accumulation_steps, processes,
                         recipe.global_batch_size)
     if processes > 1 and "LOCAL_RANK" not in os.environ:
-        from distill.train.launch import launch
-
-        return launch(recipe, data, out, processes, max_steps)
-
-    from distill.train.sft import base_path, build_trainer, load_model, load_tokenizer
+        launch(recipe, data, out, processes, max_steps)
+        return {**json.loads((out / METRICS).read_text(encoding="utf-8")), "out_dir": str(out)}
 
     rank0 = int(os.environ.get("RANK", "0")) == 0
     out.mkdir(parents=True, exist_ok=True)
@@ -155,7 +151,7 @@ def train(
     if trainer.is_world_process_zero():
         save_outputs(trainer, recipe, tokenizer, out, data, report, metrics)
     trainer.accelerator.wait_for_everyone()
-    return out
+    return {**metrics, "out_dir": str(out)}
 
 
 def _wait_for(path: Path, timeout: float = 300.0) -> None:

@@ -1,15 +1,13 @@
 """Multi-process training: `train()` relaunches itself here under torchrun (DDP; gloo on CPU) or, for
 FSDP and DeepSpeed ZeRO-3, under `accelerate launch` with the recipe's accelerate config.
 
-Usage (what `train()` runs): python -m torch.distributed.run --nproc_per_node P -m distill.train.launch
-    --recipe-json R.json --data DIR --out DIR [--max-steps S]
+Each rank runs `distill.train.worker` (python -m torch.distributed.run --nproc_per_node P -m
+distill.train.worker --recipe-json R.json --data DIR --out DIR [--max-steps S]), which calls `train()`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import logging
 import os
 import subprocess
@@ -17,8 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from distill.atomic import atomic_write_json
 from distill.errors import DistillError
-from distill.train.recipe import StudentRecipe, recipe_from_mapping
+from distill.train.recipe import StudentRecipe
+from distill.train.sft import materialize_tiny
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,10 @@ def command_line(recipe: StudentRecipe, recipe_json: Path, data: Path, out: Path
         tail += ["--max-steps", str(max_steps)]
     if recipe.distributed == "ddp":
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-                "-m", "distill.train.launch", *tail]
+                "-m", "distill.train.worker", *tail]
     config = str(recipe.file(recipe.accelerate_config or ""))
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config,
-            "--num_processes", str(processes), "-m", "distill.train.launch", *tail]
+            "--num_processes", str(processes), "-m", "distill.train.worker", *tail]
 
 
 def accelerate_plugin(config_file: str | Path) -> Any:
@@ -47,7 +47,7 @@ def accelerate_plugin(config_file: str | Path) -> Any:
     from accelerate.utils import DeepSpeedPlugin, FullyShardedDataParallelPlugin
     from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
 
-    args = launch_command_parser().parse_args(["--config_file", str(config_file), "-m", "distill.train.launch"])
+    args = launch_command_parser().parse_args(["--config_file", str(config_file), "-m", "distill.train.worker"])
     args, defaults, from_config = _validate_launch_command(args)
     if args.use_fsdp:
         env = prepare_multi_gpu_env(args)
@@ -63,13 +63,11 @@ def accelerate_plugin(config_file: str | Path) -> Any:
 
 def launch(recipe: StudentRecipe, data: Path, out: Path, processes: int, max_steps: int | None) -> Path:
     """Run `processes` training processes and wait; a failure raises with the exit status."""
-    from distill.train.sft import materialize_tiny
-
     out.mkdir(parents=True, exist_ok=True)
     if recipe.model == "tiny":
         materialize_tiny(recipe, out)  # before the ranks start, so they all load one base
     recipe_json = out / "launch_recipe.json"
-    recipe_json.write_text(json.dumps(dataclasses.asdict(recipe), indent=2), encoding="utf-8")
+    atomic_write_json(recipe_json, dataclasses.asdict(recipe))
     cmd = command_line(recipe, recipe_json, data, out, processes, max_steps)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     log.info("launching %d processes: %s", processes, " ".join(cmd))
@@ -77,26 +75,3 @@ def launch(recipe: StudentRecipe, data: Path, out: Path, processes: int, max_ste
     if status != 0:
         raise DistillError(f"the {processes}-process training run failed (exit status {status}); see the log above")
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    """One rank: rebuild the recipe and call `train()` (which sees LOCAL_RANK and does not relaunch)."""
-    parser = argparse.ArgumentParser(prog="distill.train.launch")
-    parser.add_argument("--recipe-json", required=True)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--max-steps", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from distill.train.core import train
-
-    data = json.loads(Path(args.recipe_json).read_text(encoding="utf-8"))
-    recipe = recipe_from_mapping(data, args.recipe_json)
-    train(recipe, args.data, args.out, max_steps=args.max_steps)
-
-
-if __name__ == "__main__":
-    main()

@@ -8,15 +8,15 @@ Validation never downloads: a hub model must state its declared context in `mode
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from distill.config import from_mapping, read_yaml
+from distill.config import apply_settings, from_mapping, read_yaml
 from distill.errors import ConfigError
+from distill.paths import find, local_or_id, resolve
 
 
 @dataclass
@@ -26,8 +26,8 @@ class TinySettings:
     architecture: Literal["qwen2", "llama"] = "qwen2"
     hidden_size: int = 64
     num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
+    num_heads: int = 2
+    num_kv_heads: int = 1
     max_positions: int = 2048
     seed: int = 0
 
@@ -126,46 +126,30 @@ class StudentRecipe:
         return None
 
     def file(self, value: str) -> Path:
-        """A file the recipe names (template, accelerate config), relative to the recipe's directory."""
-        path = Path(value)
-        return path if path.is_absolute() or self.path is None else Path(self.path).parent / path
+        """A file the recipe names (a template, an accelerate config), by the one search order of
+        `distill.paths.find`, starting at the recipe's folder."""
+        return find(value, relative_to=self.folder()) or Path(value)
 
     def resolve(self, value: str) -> str:
-        """A path from the recipe, relative to the recipe file's directory when it exists there."""
-        if self.path is None or Path(value).is_absolute():
-            return value
-        candidate = Path(self.path).parent / value
-        return str(candidate) if candidate.exists() else value
+        """A model the recipe names: a local checkpoint (searched like `file`) as an absolute path, else the
+        value as written (a hub id)."""
+        return local_or_id(value, relative_to=self.folder())
+
+    def folder(self) -> Path | None:
+        """The folder of the recipe file, where its relative paths start."""
+        return Path(self.path).parent if self.path else None
 
 
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge overrides (dicts merge key by key; `a.b` keys reach into groups) over a mapping.
-
-    >>> _merge({"lr": 1, "tiny": {"hidden_size": 64, "num_layers": 2}}, {"tiny.hidden_size": 32, "lr": None})
-    {'lr': 1, 'tiny': {'hidden_size': 32, 'num_layers': 2}}
-    """
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if "." in key:
-            head, rest = key.split(".", 1)
-            out[head] = _merge(out.get(head) or {}, {rest: value})
-        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_student_recipe(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudentRecipe:
-    """Load and validate a student recipe; `overrides` (e.g. `{"learning_rate": 1e-4, "tiny.hidden_size": 32}`)
-    apply on top. Errors name the file and key."""
-    data = _merge(read_yaml(path), overrides or {})
+def load_student_recipe(path: str | Path, settings: list[str] | None = None) -> StudentRecipe:
+    """Load and validate a student recipe (a path, or a shipped name such as `tiny-student`), then apply
+    `KEY=VALUE` settings (`learning_rate=1e-4`, `tiny.hidden_size=32`). Errors name the file and key."""
+    found = resolve(path, kind="student", what="student recipe")
+    data = read_yaml(found)
     if "path" in data:
-        raise ConfigError(f"{path}: key 'path' is set by the loader, not the recipe")
-    data["path"] = str(Path(path).resolve())
-    return from_mapping(StudentRecipe, data, str(path))
+        raise ConfigError(f"{found}: key 'path' is set by the loader, not the recipe")
+    apply_settings(data, settings)
+    data["path"] = str(found.resolve())
+    return from_mapping(StudentRecipe, data, str(found))
 
 
 def recipe_from_mapping(data: Mapping[str, Any], where: str = "<recipe>") -> StudentRecipe:

@@ -26,7 +26,7 @@ def test_openr1_math_generations(tmp_path):
                           {"role": "assistant", "content": "ignored: generations win"}]}]
     write_jsonl(tmp_path / "openr1.jsonl", rows)
     summary = import_traces(tmp_path / "openr1.jsonl", tmp_path / "run")
-    assert summary == {"problems": 1, "samples": 3}
+    assert (summary["problems"], summary["samples"]) == (1, 3)
     samples = list(read_samples(tmp_path / "run"))
     assert [s.sample_index for s in samples] == [0, 1, 2]
     assert samples[0].reasoning == "Add two and three to get five." and samples[0].content == "The answer is \\boxed{5}."
@@ -50,10 +50,13 @@ def test_bespoke_stratos_conversations_parquet(tmp_path):
             for i in range(4)]
     write_parquet(tmp_path / "stratos.parquet", rows)
     summary = import_traces(tmp_path / "stratos.parquet", tmp_path / "run", teacher="deepseek-r1")
-    assert summary == {"problems": 4, "samples": 4}
+    assert (summary["problems"], summary["samples"]) == (4, 4)
     sample = next(read_samples(tmp_path / "run"))
     assert (sample.reasoning, sample.content, sample.teacher) == ("Multiply 0 by three.", "The product is \\boxed{0}.",
                                                                    "deepseek-r1")
+    # The prompt the trace answered, system turn included, is recorded with the sample.
+    assert sample.prompt == [{"role": "system", "content": system},
+                             {"role": "user", "content": "Return your final response within \\boxed{}. Compute 0 times three."}]
     problem = json.loads((tmp_path / "run" / "problems.jsonl").read_text().splitlines()[0])
     assert problem["prompt"].endswith("Compute 0 times three.") and problem["meta"]["system"] == system
 

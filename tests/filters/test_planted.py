@@ -11,7 +11,7 @@ import pytest
 from planted_filters import PLANTED_OVERRIDES
 
 from distill.filters import filter_run, load_filter_config
-from distill.filters.checks import assistant_text
+from distill.text import assistant_text
 from distill.records import Sample
 
 
@@ -49,7 +49,7 @@ def test_every_clean_sample_in_corpus(planted_out):
     texts = {(row["problem_id"], row["messages"][-1]["content"]) for row in corpus}
     clean = [s for s, label in labels if label is None]
     missing = [s["problem_id"] for s in clean
-               if (s["problem_id"], assistant_text(Sample(**s))) not in texts]
+               if (s["problem_id"], assistant_text(s["reasoning"], s["content"])) not in texts]
     assert not missing
     assert len(corpus) == len(clean)
     rejected = _read(out / "rejected.jsonl")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from distill.filters import CHECKS, FILTER_NAMES, FilterConfig, language_share, load_filter_config
+from distill.filters import CHECKS, FILTER_NAMES, FilterConfig, load_filter_config
+from distill.text import language_share
 from distill.filters.run import active_names, build_checks
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,14 +18,14 @@ def tiny_recipe(tmp: Path, **changes: object) -> Path:
         "run_dir": str(tmp / "run"),
         "train_problems": {"toy_n": 6, "toy_seed": 7, "difficulty": [1, 1]},
         "heldout": {"toy_n": 4, "toy_seed": 8, "difficulty": [1, 1]},
-        "sample": {"teacher": str(REPO / "teachers" / "tiny.yaml"), "n": 2, "max_new_tokens": 96},
+        "sample": {"teacher": "tiny", "n": 2, "max_new_tokens": 96},
+        "train": {"student": "tiny-student", "max_steps": 2},
+        "eval": {"k": 1, "max_new_tokens": 96},
         # Correctness, format and truncation filters off: the stages' chaining and resume are under test here
         # (the filters have their own tests), and the corpus must not depend on how good the teacher is.
-        "filters": {"set": ["decontamination.enabled=false", "correctness.enabled=false", "format.enabled=false",
-                            "truncation.enabled=false"]},
-        "train": {"student": str(REPO / "students" / "tiny-student.yaml"), "max_steps": 2,
-                  "overrides": {"save_steps": 1, "logging_steps": 1}},
-        "eval": {"k": 1, "max_new_tokens": 96},
+        "set": ["filters.decontamination.enabled=false", "filters.correctness.enabled=false",
+                "filters.format.enabled=false", "filters.truncation.enabled=false",
+                "student.save_steps=1", "student.logging_steps=1"],
     }
     data.update(changes)
     path = tmp / "recipe.yaml"

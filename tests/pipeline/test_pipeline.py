@@ -26,9 +26,9 @@ def test_resume_runs_only_the_unfinished_stages(interrupted_run: dict) -> None:
     run_dir: Path = interrupted_run["run_dir"]
     # Nothing a finished stage wrote was rewritten by the resumed run.
     for rel, mtime in interrupted_run["before"].items():
-        if rel.parts[0] in STAGES[:9]:
+        if rel.parts[0] in STAGES[:9] or rel.parts[0] == "samples":
             assert (run_dir / rel).stat().st_mtime_ns == mtime, rel
-    assert all((run_dir / s / ".done").is_file() for s in STAGES)
+    assert all((run_dir / ".stages" / f"{s}.json").is_file() for s in STAGES)
 
 
 def test_run_directory_holds_every_stage_output(interrupted_run: dict) -> None:
@@ -36,7 +36,7 @@ def test_run_directory_holds_every_stage_output(interrupted_run: dict) -> None:
     train = (run_dir / "problems" / "train.jsonl").read_text().splitlines()
     heldout = [json.loads(line)["prompt"] for line in (run_dir / "problems" / "heldout.jsonl").read_text().splitlines()]
     assert len(heldout) == 4 and not {json.loads(line)["prompt"] for line in train} & set(heldout)
-    verified = [json.loads(line) for line in (run_dir / "verified" / "verified.jsonl").read_text().splitlines()]
+    verified = [json.loads(line) for line in (run_dir / "samples" / "verified.jsonl").read_text().splitlines()]
     assert len(verified) == 2 * len(train) and all("correct" in s for s in verified)
     unfiltered = (run_dir / "corpus-unfiltered" / "corpus.jsonl").read_text().splitlines()
     assert len(unfiltered) == len(verified)  # every sample, filters off
@@ -66,9 +66,7 @@ def test_cli_rerun_of_a_complete_run_skips_everything(interrupted_run: dict) -> 
 def test_changed_recipe_is_refused_not_redone(interrupted_run: dict) -> None:
     tmp: Path = interrupted_run["tmp"] / "changed"
     tmp.mkdir()
-    recipe = tiny_recipe(tmp, run_dir=str(interrupted_run["run_dir"]),
-                         train={"student": str(Path(__file__).resolve().parents[2] / "students" / "tiny-student.yaml"),
-                                "max_steps": 3})
+    recipe = tiny_recipe(tmp, run_dir=str(interrupted_run["run_dir"]), train={"student": "tiny-student", "max_steps": 3})
     with pytest.raises(DistillError, match="student-filtered: this stage finished with different inputs"):
         run_pipeline(load_recipe(recipe))
 
@@ -82,9 +80,24 @@ def test_bad_recipe_names_file_and_key(tmp_path: Path) -> None:
         load_recipe(path)
 
 
-def test_set_overrides_reach_nested_keys(tmp_path: Path) -> None:
+def test_set_reaches_the_recipe_and_each_stage_config(tmp_path: Path) -> None:
     path = tiny_recipe(tmp_path)
-    recipe = load_recipe(path, overrides=["sample.n=3", "train.overrides.seed=5", "eval.models=[base, teacher]"])
-    assert (recipe.sample.n, recipe.train.overrides["seed"], recipe.eval.models) == (3, 5, ["base", "teacher"])
+    recipe = load_recipe(path, settings=["sample.n=3", "student.seed=5", "filters.selection.max_per_problem=1",
+                                         "eval.models=[base, teacher]"])
+    assert (recipe.sample.n, recipe.eval.models) == (3, ["base", "teacher"])
+    assert recipe.settings("student")[-1] == "seed=5" and recipe.filters().selection.max_per_problem == 1
     with pytest.raises(ConfigError, match="eval: unknown key 'kk'"):
-        load_recipe(path, overrides=["eval.kk=3"])
+        load_recipe(path, settings=["eval.kk=3"])
+    with pytest.raises(ConfigError, match="unknown key 'sed'"):
+        load_recipe(path, settings=["student.sed=5"])  # checked when the recipe loads, not after sampling
+    with pytest.raises(ConfigError, match="selection: unknown key 'polcy'"):
+        load_recipe(path, settings=["filters.selection.polcy=shortest"])
+
+
+def test_earlier_recipe_keys_still_load(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tiny_recipe(tmp_path, set=[], verify_workers=2, filters={"set": ["decontamination.enabled=false"]},
+                       train={"student": "tiny-student", "max_steps": 2, "overrides": {"seed": 7}})
+    recipe = load_recipe(path, settings=["train.overrides.learning_rate=1e-3"])
+    assert recipe.verify.workers == 2 and recipe.filters().decontamination.enabled is False
+    assert recipe.settings("student") == ["seed=7", "learning_rate=1e-3"]
+    assert "train.overrides" in caplog.text and "filters: {config, set}" in caplog.text

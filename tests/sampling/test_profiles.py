@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from distill.errors import ConfigError
-from distill.problems import MATH_PROMPT_SUFFIX
+from distill.text import MATH_PROMPT_SUFFIX
 from distill.records import Problem
-from distill.sampling import TeacherProfile, build_prompt, load_profile, profile_for_model, split_completion
+from distill.sampling import TeacherProfile, build_prompt, load_profile, profile_for_model
+from distill.text import split_completion
 
 TEACHERS = sorted((Path(__file__).resolve().parents[2] / "teachers").glob("*.yaml"))
 

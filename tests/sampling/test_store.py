@@ -19,7 +19,7 @@ from distill.sampling import (
     read_manifest,
     read_samples,
 )
-from distill.sampling.store import in_shard, shard_file
+from distill.rundir import RunDir, in_shard
 
 
 def keys(run_dir):
@@ -34,7 +34,7 @@ def test_run_writes_every_key_once_with_manifest_and_summary(tmp_path, problems,
     assert summary["finish_reasons"] == {"stop": 36}
     manifest = read_manifest(tmp_path / "run")
     assert manifest["problems"]["source"] == "toy.jsonl" and manifest["backend"] == "transformers"
-    assert manifest["schema_version"] == 1 and manifest["sampling"]["n"] == 3
+    assert manifest["schema_version"] == 2 and manifest["sampling"]["n"] == 3 and manifest["shards"] == 1
     sample = next(read_samples(tmp_path / "run"))
     assert sample.reasoning.startswith("work on") and sample.content.startswith("The answer") and sample.think_closed
 
@@ -48,10 +48,10 @@ def test_restart_requests_only_missing_keys(tmp_path, problems, profile, fake_te
     assert keys(run) == Counter({(p.id, i): 1 for p in problems for i in range(2)})
 
 
-def test_torn_last_line_is_repaired_and_its_key_resampled(tmp_path, problems, profile, fake_teacher):
+def test_torn_last_line_is_kept_aside_and_its_key_resampled(tmp_path, problems, profile, fake_teacher):
     run = tmp_path / "run"
     generate_run(problems, profile, SamplingConfig(n=1), run, teacher=fake_teacher)
-    path = shard_file(run, (0, 1))
+    path = RunDir(run).shard_path((0, 1))
     lines = path.read_bytes().splitlines(keepends=True)
     torn_key = json.loads(lines[-1])["problem_id"]
     path.write_bytes(b"".join(lines[:-1]) + lines[-1][:25])  # a crash in the middle of the last write
@@ -59,6 +59,8 @@ def test_torn_last_line_is_repaired_and_its_key_resampled(tmp_path, problems, pr
     summary = generate_run(problems, profile, SamplingConfig(n=1), run, teacher=second)
     assert second.backend.requested == [(torn_key, 0)]
     assert keys(run) == Counter({(p.id, 0): 1 for p in problems}) and summary["complete"]
+    (torn,) = (run / "torn").iterdir()  # the torn bytes are kept, not deleted
+    assert torn.read_bytes() == lines[-1][:25]
 
 
 @pytest.mark.parametrize("change", ["sampling", "teacher", "problems"])
@@ -136,12 +138,10 @@ def test_until_correct_stops_each_problem_after_k_correct(tmp_path, problems, pr
     assert all(s.correct == (s.sample_index % 2 == 1) for s in stored)
 
 
-def test_a_second_process_on_the_same_shard_is_refused(tmp_path, problems, profile):
-    from distill.sampling.store import RunStore
-
-    store = RunStore(tmp_path / "run", {"teacher_identity": {}}, (0, 1))
+def test_a_second_process_on_the_same_shard_is_refused(tmp_path):
+    writer = RunDir(tmp_path / "run").open_shard((0, 1))
     try:
         with pytest.raises(DistillError, match="another process"):
-            RunStore(tmp_path / "run", {"teacher_identity": {}}, (0, 1))
+            RunDir(tmp_path / "run").open_shard((0, 1))
     finally:
-        store.close()
+        writer.close()

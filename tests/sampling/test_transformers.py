@@ -17,7 +17,8 @@ from distill.jsonl import write_jsonl
 from distill.records import Problem, to_dict
 from distill.sampling import SamplingConfig, build_teacher, read_samples, render_prompt
 from distill.sampling.profile import LocalOptions, profile_for_model
-from distill.sampling.store import shard_file
+from distill.rundir import RunDir
+from distill.sampling import build_prompt
 
 torch.set_num_threads(1)
 
@@ -39,7 +40,10 @@ def test_generate_gives_n_samples_per_problem_in_input_order(tiny_teacher):
     samples = tiny_teacher.generate(problems, SamplingConfig(n=2, max_new_tokens=6))
     assert [s.key for s in samples] == [(p.id, i) for p in problems for i in range(2)]
     assert all(s.finish_reason in ("stop", "length") and 1 <= s.completion_tokens <= 6 for s in samples)
-    assert all(s.prompt_tokens > 10 and s.teacher.endswith("(transformers)") for s in samples)
+    # Samples name the teacher by its public id (a local checkpoint: the profile's name, never its path) and
+    # record the prompt exactly as sent.
+    assert all(s.prompt_tokens > 10 and s.teacher == tiny_teacher.profile.name and "/" not in s.teacher for s in samples)
+    assert all(s.prompt == build_prompt(p, tiny_teacher.profile) for p in problems for s in samples if s.problem_id == p.id)
 
 
 def test_same_seed_reproduces_and_another_seed_differs(tiny_teacher):
@@ -80,7 +84,7 @@ def test_kill_minus_9_then_restart_gives_every_key_exactly_once(tmp_path, tiny_m
                "--max-new-tokens", "8", "--batch-size", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    store = shard_file(run, (0, 1))
+    store = RunDir(run).shard_path((0, 1))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if store.exists() and store.read_bytes().count(b"\n") >= 4:

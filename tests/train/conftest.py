@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.problems import MATH_PROMPT_SUFFIX
+from distill.text import MATH_PROMPT_SUFFIX
 from distill.toy.problems import generate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,22 +43,17 @@ def toy_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # Small and fast: a 32-wide model, short sequences, a step every couple of rows.
-FAST = {
-    "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "max_positions": 512},
-    "max_length": 256,
-    "per_device_train_batch_size": 4,
-    "learning_rate": 5e-3,
-    "warmup_ratio": 0.0,
-    "lr_scheduler_type": "constant",
-    "logging_steps": 1,
-    "save_steps": 2,
-}
+FAST = [
+    "tiny.hidden_size=32", "tiny.num_layers=2", "tiny.num_heads=2", "tiny.num_kv_heads=1", "tiny.max_positions=512",
+    "max_length=256", "per_device_train_batch_size=4", "learning_rate=5e-3", "warmup_ratio=0.0",
+    "lr_scheduler_type=constant", "logging_steps=1", "save_steps=2",
+]
 
 
 @pytest.fixture()
-def fast() -> dict:
-    """Overrides that shrink students/tiny.yaml for tests (a fresh copy each time)."""
-    return json.loads(json.dumps(FAST))
+def fast() -> list[str]:
+    """Settings that shrink students/tiny.yaml for tests (a fresh copy each time)."""
+    return list(FAST)
 
 
 @pytest.fixture(scope="session")

@@ -35,9 +35,9 @@ def merged_matches_adapter(adapter: Path, merged: Path, tolerance: float) -> Non
 
 def test_lora_adapter_merges_into_a_full_model(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path, fast) -> None:
     # With a context override, as the Qwen2.5-Math recipes have: the merged model must keep it.
-    fast.update({"mode": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2,
-                 "max_position_embeddings": 1024, "rope_theta": 50000.0})
-    out = train(tiny_recipe, toy_corpus, tmp_path / "lora", max_steps=3, overrides=fast)
+    fast += ["mode=lora", "lora={r: 4, alpha: 8, dropout: 0.0}", "learning_rate=1e-2", "max_position_embeddings=1024",
+             "rope_theta=50000.0"]
+    out = Path(train(tiny_recipe, toy_corpus, tmp_path / "lora", max_steps=3, settings=fast)["out_dir"])
     assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
     config = json.loads((out / "adapter_config.json").read_text())
     targets = {name.rsplit(".", 1)[-1] for name in config["target_modules"]}
@@ -57,9 +57,8 @@ def test_lora_adapter_merges_into_a_full_model(tiny_recipe: Path, toy_corpus: Pa
 def test_qlora_nf4_trains_on_cpu_and_merges_from_full_precision(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path,
                                                                  fast) -> None:
     pytest.importorskip("bitsandbytes")
-    fast.update({"mode": "qlora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2})
-    fast["tiny"]["architecture"] = "llama"
-    out = train(tiny_recipe, toy_corpus, tmp_path / "qlora", max_steps=3, overrides=fast)
+    fast += ["mode=qlora", "lora={r: 4, alpha: 8, dropout: 0.0}", "learning_rate=1e-2", "tiny.architecture=llama"]
+    out = Path(train(tiny_recipe, toy_corpus, tmp_path / "qlora", max_steps=3, settings=fast)["out_dir"])
     metrics = json.loads((out / "train_metrics.json").read_text())
     assert metrics["quantization"] == "nf4" and metrics["mode"] == "qlora"
     assert metrics["global_step"] == 3 and all(h["loss"] == h["loss"] for h in metrics["log_history"])
@@ -78,7 +77,7 @@ def test_merge_of_a_full_checkpoint_is_refused(tiny_model_dir: Path, tmp_path: P
 
 def test_export_without_merge_copies_the_model_but_not_checkpoints(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path,
                                                                    fast) -> None:
-    out = train(tiny_recipe, toy_corpus, tmp_path / "full", max_steps=2, overrides=fast)
+    out = Path(train(tiny_recipe, toy_corpus, tmp_path / "full", max_steps=2, settings=fast)["out_dir"])
     copied = export(out, tmp_path / "copy")
     assert (copied / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
     assert not list(copied.glob("checkpoint-*")) and not (copied / "base").exists()

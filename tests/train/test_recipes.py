@@ -69,20 +69,20 @@ def test_max_length_above_the_declared_context_is_rejected(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match=r"bad.yaml: max_length 32768 is above the model's context of 4096"):
         load_student_recipe(path)
     with pytest.raises(ConfigError, match="above the model's context of 2048"):
-        load_student_recipe(STUDENTS / "tiny.yaml", {"max_length": 4096})
+        load_student_recipe(STUDENTS / "tiny.yaml", ["max_length=4096"])
 
 
 def test_recipe_errors_name_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"tiny.yaml: unknown key 'learning_rat'"):
-        load_student_recipe(STUDENTS / "tiny.yaml", {"learning_rat": 1.0})
+        load_student_recipe(STUDENTS / "tiny.yaml", ["learning_rat=1.0"])
     with pytest.raises(ConfigError, match=r"key 'mode': expected"):
-        load_student_recipe(STUDENTS / "tiny.yaml", {"mode": "adapter"})
+        load_student_recipe(STUDENTS / "tiny.yaml", ["mode=adapter"])
     with pytest.raises(ConfigError, match=r"tiny: key 'hidden_size'"):
-        load_student_recipe(STUDENTS / "tiny.yaml", {"tiny.hidden_size": "big"})
+        load_student_recipe(STUDENTS / "tiny.yaml", ["tiny.hidden_size=big"])
     with pytest.raises(ConfigError, match="chat_template.*no such file"):
-        load_student_recipe(STUDENTS / "tiny.yaml", {"chat_template": "templates/missing.jinja"})
+        load_student_recipe(STUDENTS / "tiny.yaml", ["chat_template=templates/missing.jinja"])
     with pytest.raises(ConfigError, match="global_batch_size 64"):
-        load_student_recipe(STUDENTS / "qwen2.5-math-7b.yaml", {"global_batch_size": 64})
+        load_student_recipe(STUDENTS / "qwen2.5-math-7b.yaml", ["global_batch_size=64"])
 
 
 def test_fsdp_and_zero3_configs_build_accelerate_plugins() -> None:

@@ -20,7 +20,7 @@ def losses(out: Path) -> list[float]:
 
 
 def test_tiny_student_learns_and_saves_a_usable_checkpoint(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path, fast) -> None:
-    out = train(tiny_recipe, toy_corpus, tmp_path / "run", max_steps=8, overrides=fast)
+    out = Path(train(tiny_recipe, toy_corpus, tmp_path / "run", max_steps=8, settings=fast)["out_dir"])
     seen = losses(out)
     assert len(seen) >= 6 and seen[-1] < seen[0] * 0.85
 
@@ -44,7 +44,8 @@ def test_tiny_student_learns_and_saves_a_usable_checkpoint(tiny_recipe: Path, to
 
     card = (out / "README.md").read_text()
     assert "filter funnel" in card and '"entered": 30' in card
-    assert "tiny" in card and "toy-gold" in card and str(toy_corpus) in card and "steps: 8" in card
+    assert "tiny" in card and "toy-gold" in card and "steps: 8" in card
+    assert "corpus.jsonl" in card and str(toy_corpus) not in card  # published cards name files, not local paths
     report = json.loads((out / "data_report.json").read_text())
     assert report["rows"] == 24 and report["overlong"] == 0
     assert (out / "checkpoint-8").is_dir()
@@ -52,12 +53,12 @@ def test_tiny_student_learns_and_saves_a_usable_checkpoint(tiny_recipe: Path, to
 
 def test_stopped_run_resumes_and_its_step_count_continues(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path, fast) -> None:
     out = tmp_path / "run"
-    train(tiny_recipe, toy_corpus, out, max_steps=2, overrides=fast)
+    train(tiny_recipe, toy_corpus, out, max_steps=2, settings=fast)
     first = json.loads((out / "train_metrics.json").read_text())
     assert first["global_step"] == 2 and first["resumed_from"] is None
     weights = (out / "base" / "model.safetensors").read_bytes()
 
-    train(tiny_recipe, toy_corpus, out, max_steps=4, overrides=fast)
+    train(tiny_recipe, toy_corpus, out, max_steps=4, settings=fast)
     second = json.loads((out / "train_metrics.json").read_text())
     assert second["resumed_from"].endswith("checkpoint-2")
     assert second["global_step"] == 4
@@ -89,7 +90,7 @@ def test_fsdp_and_zero3_refuse_to_run_on_cpu(tiny_recipe: Path, toy_corpus: Path
         pytest.skip("a GPU is visible; FSDP/ZeRO-3 may run here")
     config = {"fsdp": "accelerate/fsdp.yaml", "deepspeed": "accelerate/zero3.yaml"}[distributed]
     with pytest.raises(ConfigError, match="fall back to DDP"):
-        train(tiny_recipe, toy_corpus, tmp_path, overrides={"distributed": distributed, "accelerate_config": config})
+        train(tiny_recipe, toy_corpus, tmp_path, settings=[f"distributed={distributed}", f"accelerate_config={config}"])
     assert not (tmp_path / "base").exists()  # refused before anything was written
 
 
@@ -101,9 +102,9 @@ def test_report_to_a_missing_logger_fails_before_training(tiny_recipe: Path, toy
     if importlib.util.find_spec("wandb"):
         pytest.skip("wandb is installed")
     with pytest.raises(ConfigError, match="key 'report_to': wandb is not installed"):
-        train(tiny_recipe, toy_corpus, tmp_path, overrides={"report_to": "wandb"})
+        train(tiny_recipe, toy_corpus, tmp_path, settings=["report_to=wandb"])
     with pytest.raises(ConfigError, match="key 'report_to': 'mlflw' is not one of"):
-        train(tiny_recipe, toy_corpus, tmp_path, overrides={"report_to": ["mlflw"]})
+        train(tiny_recipe, toy_corpus, tmp_path, settings=["report_to=[mlflw]"])
 
 
 @pytest.mark.slow
@@ -135,8 +136,7 @@ def test_killed_run_resumes_from_its_last_complete_checkpoint(tiny_recipe: Path,
     assert 4 <= done < 400 and not (out / "model.safetensors").exists()
     torn = out / f"checkpoint-{done + 2}"
     torn.mkdir(exist_ok=True)  # as if killed while saving: no trainer_state.json
-    overrides = {key: __import__("yaml").safe_load(value) for key, value in (s.split("=") for s in sets)}
-    train(tiny_recipe, toy_corpus, out, max_steps=done + 2, overrides=overrides)
+    train(tiny_recipe, toy_corpus, out, max_steps=done + 2, settings=sets)
     metrics = json.loads((out / "train_metrics.json").read_text())
     assert metrics["resumed_from"].endswith(f"checkpoint-{done}") and metrics["global_step"] == done + 2
     assert [h["step"] for h in metrics["log_history"]][: done + 2] == list(range(1, done + 3))

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 def load_tokenizer(path: str) -> Any:
     """The checkpoint's tokenizer; the fast tokenizer from tokenizer.json when there is one, since
-    `AutoTokenizer` can swap in another pre-tokenizer for some model types (see MACHINE.md)."""
+    `AutoTokenizer` swaps Qwen2's own pre-tokenizer regex in for qwen2 models, which changes the ids of a
+    tokenizer trained elsewhere (the tiny world's)."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     if (Path(path) / "tokenizer.json").exists():
@@ -46,15 +47,15 @@ class TransformersBackend:
         self.logits_processor = logits_processor  # extra processors (benchmarks shape lengths with one)
         self.batch_size = profile.local.batch_size
         self.sort_by_length = profile.local.sort_by_length
-        if model is None and not Path(profile.model).exists():
+        if model is None and not Path(profile.engine_model()).exists():
             raise ConfigError(f"model {profile.model!r}: no such local checkpoint (the transformers backend "
                               "loads local paths; download the model first)")
-        self.tokenizer = tokenizer or load_tokenizer(profile.model)
+        self.tokenizer = tokenizer or load_tokenizer(profile.engine_model())
         if model is None:
             dtype = getattr(torch, profile.local.dtype, None) if profile.local.dtype != "auto" else "auto"
             if dtype is None:
                 raise ConfigError(f"local.dtype: unknown torch dtype {profile.local.dtype!r}")
-            model = AutoModelForCausalLM.from_pretrained(profile.model, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(profile.engine_model(), dtype=dtype)
             model.to(profile.local.device)
         self.model = model.eval()
         eos = self.model.generation_config.eos_token_id

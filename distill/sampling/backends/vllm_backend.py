@@ -29,7 +29,7 @@ def llm_kwargs(profile: TeacherProfile, seed: int = 0) -> dict[str, Any]:
     """Keyword arguments for `vllm.LLM(...)` from a profile."""
     options = profile.vllm
     kwargs: dict[str, Any] = {
-        "model": profile.model,
+        "model": profile.engine_model(),
         "tensor_parallel_size": options.tensor_parallel_size,
         "dtype": options.dtype,
         "seed": seed,

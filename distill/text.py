@@ -1,4 +1,10 @@
-"""Text statistics the filters share: normalisation, words, Unicode script shares, repetition.
+"""Text helpers every stage shares: the think block, R1's prompt and sampling defaults, and text statistics.
+
+- The think block: `THINK_OPEN`/`THINK_CLOSE`, `split_completion` (reasoning and answer of a teacher's
+  output, however the block arrives) and `assistant_text` (the assistant turn as corpora store it).
+- R1's defaults: the math prompt suffix and the sampling values of the DeepSeek-R1 paper and model card.
+- Text statistics for filters and rewards: normalisation, words, Unicode script shares (language
+  consistency), compression ratio and repeated n-grams.
 
 Language identification here is script statistics: each word is assigned the Unicode script of
 its letters (Latin, Han, Cyrillic, ...), and a language is judged by the share of words in its
@@ -12,6 +18,71 @@ import re
 import unicodedata
 import zlib
 from collections import Counter
+
+from distill.records import Problem
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+# DeepSeek-R1 (paper, "Evaluation setup", and the R1 model card): temperature 0.6, top-p 0.95, up to
+# 32,768 generated tokens, and math prompts that ask for the final answer in \\boxed{}.
+R1_TEMPERATURE = 0.6
+R1_TOP_P = 0.95
+R1_MAX_NEW_TOKENS = 32768
+MATH_PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+def split_completion(text: str, reasoning: str | None = None) -> tuple[str, str, bool]:
+    """Return `(reasoning, content, think_closed)` for a teacher's output.
+
+    The same completion gives the same split whether the opening `<think>` is in the output, only
+    the closing `</think>` is (the prompt opened the block), or the server sent the reasoning in a
+    separate field (`reasoning_content` / `reasoning`). A completion whose think block never
+    closes is kept whole as reasoning with `think_closed=False`, so the filter can drop it.
+
+    >>> split_completion("<think>\\nadd\\n</think>\\n\\nThe answer is 4.")
+    ('add', 'The answer is 4.', True)
+    >>> split_completion("add\\n</think>\\n\\nThe answer is 4.")
+    ('add', 'The answer is 4.', True)
+    >>> split_completion("The answer is 4.", reasoning="add\\n")
+    ('add', 'The answer is 4.', True)
+    >>> split_completion("<think>\\nadd and add and")
+    ('add and add and', '', False)
+    """
+    if reasoning is not None:
+        body = text
+        if THINK_CLOSE in body:  # some servers echo the block in the content as well
+            body = body.split(THINK_CLOSE, 1)[1]
+        return reasoning.strip(), body.strip(), True
+    body = text.lstrip()
+    if body.startswith(THINK_OPEN):
+        body = body[len(THINK_OPEN):]
+    if THINK_CLOSE not in body:
+        return body.strip(), "", False
+    thought, content = body.split(THINK_CLOSE, 1)
+    return thought.strip(), content.strip(), True
+
+
+def default_messages(problem: Problem) -> list[dict[str, str]]:
+    """R1's prompt for a problem when no other was recorded: the user turn alone, with the boxed-answer
+    instruction after a math prompt (chat prompts are kept, without any assistant turn).
+
+    >>> default_messages(Problem("p", "1+1?"))[0]["content"]
+    '1+1?\\nPlease reason step by step, and put your final answer within \\\\boxed{}.'
+    """
+    if isinstance(problem.prompt, list):
+        return [dict(m) for m in problem.prompt if m.get("role") != "assistant"]
+    text = f"{problem.prompt}\n{MATH_PROMPT_SUFFIX}" if problem.kind == "math" else problem.prompt
+    return [{"role": "user", "content": text}]
+
+
+def assistant_text(reasoning: str, content: str) -> str:
+    """The assistant turn as corpora store it: `<think>\\n{reasoning}\\n</think>\\n\\n{content}`.
+
+    >>> assistant_text(" a ", "b")
+    '<think>\\na\\n</think>\\n\\nb'
+    """
+    return f"{THINK_OPEN}\n{reasoning.strip()}\n{THINK_CLOSE}\n\n{content.strip()}"
+
 
 # Language codes mapped to the script their words are written in; a script name works too.
 LANGUAGE_SCRIPTS: dict[str, str] = {

@@ -1,6 +1,6 @@
 """The tiny-world RL measurement: held-out pass@1 of an SFT student before and after a short GRPO run.
 
-    python -m distill.reinforce.tiny_world --out runs/rl-tiny [--student CHECKPOINT] [--steps S] [--k 4] [--set grpo.KEY=VALUE]
+    python benchmarks/grpo_tiny_world.py --out runs/rl-tiny [--student CHECKPOINT] [--steps S] [--k 4] [--set grpo.KEY=VALUE]
 
 Without `--student` it first trains one (students/tiny.yaml through distill.train) on gold toy traces
 (a stand-in for the pipeline's filtered corpus). GRPO (students/rl/tiny.yaml) uses its own problems
@@ -17,20 +17,23 @@ import json
 import logging
 from pathlib import Path
 
-from distill.jsonl import write_jsonl
-from distill.problems import MATH_PROMPT_SUFFIX
-from distill.records import to_dict
-from distill.toy.problems import generate
+import torch
 
-REPO = Path(__file__).resolve().parent.parent.parent
+from distill.evaluate import evaluate
+from distill.evaluate.metrics import paired_difference
+from distill.jsonl import read_jsonl, write_jsonl
+from distill.records import to_dict
+from distill.reinforce import load_grpo_recipe, reinforce
+from distill.text import MATH_PROMPT_SUFFIX
+from distill.toy.problems import generate
+from distill.train import train
+
 log = logging.getLogger(__name__)
 
 
 def sft_student(out: Path, n: int, max_steps: int | None, difficulty: tuple[int, int]) -> Path:
     """Train a tiny student on `n` gold toy traces (seed 5) with students/tiny.yaml, unpacked (on CPU a
     padded batch of short traces trains faster per token than a packed one) for two epochs."""
-    from distill.train import train
-
     data = out / "corpus"
     rows = [
         {"messages": [{"role": "user", "content": f"{p.prompt}\n{MATH_PROMPT_SUFFIX}"},
@@ -38,22 +41,18 @@ def sft_student(out: Path, n: int, max_steps: int | None, difficulty: tuple[int,
         for p, gold in generate(n, seed=5, difficulty=difficulty)
     ]
     write_jsonl(data / "corpus.jsonl", rows)
-    overrides = {"packing": False, "num_train_epochs": 2, "per_device_train_batch_size": 16, "learning_rate": 2e-3}
-    return train(REPO / "students/tiny.yaml", data, out / "student", max_steps=max_steps, overrides=overrides)
+    settings = ["packing=false", "num_train_epochs=2", "per_device_train_batch_size=16", "learning_rate=2e-3"]
+    return Path(train("tiny", data, out / "student", max_steps=max_steps, settings=settings)["out_dir"])
 
 
 def pass_at_1(model: Path, bench: Path, out: Path, k: int, max_new_tokens: int) -> dict:
     """pass@1 (mean over k samples) and its standard error on the held-out problems."""
-    from distill.evaluate import evaluate
-
     summary = evaluate(model=str(model), benches=[str(bench)], k=k, out_dir=out, max_new_tokens=max_new_tokens, seed=0)
     return next(iter(summary["benchmarks"].values())) if "benchmarks" in summary else summary
 
 
 def per_problem_pass_at_1(bench_dir: Path) -> dict[str, float]:
     """Problem id -> pass@1 from one benchmark's per-problem results (`bench_dir`/problems.jsonl)."""
-    from distill.jsonl import read_jsonl
-
     return {row["problem_id"]: row["pass@1"] for _, row in read_jsonl(bench_dir / "problems.jsonl")}
 
 
@@ -70,17 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--held-out", type=int, default=1000, help="held-out problems (standard error ~1.4 points)")
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--recipe", default=str(REPO / "students/rl/tiny.yaml"))
+    parser.add_argument("--recipe", default="tiny", help="a GRPO recipe: a path, or a shipped name")
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         help="override a recipe key, GROUP.KEY=VALUE (repeatable), e.g. grpo.learning_rate=1e-4")
     parser.add_argument("--only-sft", action="store_true", help="stop after training the SFT student")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    import torch
-
     torch.set_num_threads(1)
-    from distill.reinforce import load_grpo_recipe, reinforce
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     low, _, high = args.difficulty.partition("-")
@@ -94,10 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     before = pass_at_1(student, held_out, out / "eval_before", args.k, args.max_new_tokens)
     log.info("before: %s", before)
     recipe = load_grpo_recipe(args.recipe, settings=args.settings)
-    rl = reinforce(recipe, out / "rl", model=str(student), problems=str(rl_problems), max_steps=args.steps)
+    rl = Path(reinforce(recipe, out / "rl", model=str(student), problems=str(rl_problems), max_steps=args.steps)["out_dir"])
     after = pass_at_1(rl, held_out, out / "eval_after", args.k, args.max_new_tokens)
-    from distill.evaluate.metrics import paired_difference
-
     change, change_se = paired_difference(per_problem_pass_at_1(out / "eval_before" / before["dir"]),
                                           per_problem_pass_at_1(out / "eval_after" / after["dir"]))
     result = {"change": change, "change_se": change_se, "student": str(student), "difficulty": args.difficulty,
