@@ -12,10 +12,20 @@ import os
 import signal
 
 _PLAN: dict[str, int] = {}
-for _item in filter(None, os.environ.get("DISTILL_FAULT", "").split(",")):
-    _name, _, _count = _item.partition(":")
-    _PLAN[_name.strip()] = int(_count or 1)
 _SEEN: dict[str, int] = {}
+
+
+def arm(spec: str) -> None:
+    """Set the plan as `DISTILL_FAULT` would (`NAME:N[,NAME:N...]`; empty: none), forgetting earlier counts;
+    for a test process forked to die at one point."""
+    _PLAN.clear()
+    _SEEN.clear()
+    for item in filter(None, spec.split(",")):
+        name, _, count = item.partition(":")
+        _PLAN[name.strip()] = int(count or 1)
+
+
+arm(os.environ.get("DISTILL_FAULT", ""))
 
 
 def armed(name: str) -> bool:

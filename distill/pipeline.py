@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from distill.atomic import atomic_write_json, atomic_write_text
@@ -376,6 +375,8 @@ def _train_student(student: Any, corpus: Path, out: Path, max_steps: int | None)
     """Train one student in a worker process with one thread (two students share the cores). The
     trainer's progress bars and per-step logs go to OUT/train.log, so that two students training at
     once do not interleave them on the terminal above the pipeline's own lines."""
+    import torch
+
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / TRAIN_LOG, "a", encoding="utf-8") as log_file, \

@@ -37,6 +37,7 @@ from distill.evaluate.metrics import (
     with_number_fast_path,
 )
 from distill.jsonl import read_jsonl, write_jsonl
+from distill.paths import public_name
 from distill.records import Problem, Sample
 from distill.rundir import read_samples
 from distill.sampling import generate_run, resolve_teacher
@@ -159,7 +160,7 @@ def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: i
     write_jsonl(bench_dir / "samples.jsonl", verified)
     write_jsonl(bench_dir / "problems.jsonl", rows)
     summary = aggregate(rows, verified, k)
-    summary.update({"source": spec, "dir": name, "kinds": sorted({p.kind for p in problems}),
+    summary.update({"source": public_name(spec), "dir": name, "kinds": sorted({p.kind for p in problems}),
                     "seconds": round(time.monotonic() - started, 3)})
     log.info("%s: pass@1 %.3f ± %.3f over %d problems x %d samples", name, summary["pass@1"], summary["pass@1_se"],
              len(problems), k)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-
-from datasketch import MinHash, MinHashLSH
+from typing import TYPE_CHECKING
 
 from distill.text import normalise
+
+if TYPE_CHECKING:
+    from datasketch import MinHash, MinHashLSH
 
 
 def text_hash(text: str) -> int:
@@ -76,6 +78,12 @@ class NearDedup:
     """
 
     def __init__(self, num_perm: int = 128, threshold: float = 0.9, shingle: int = 5, scan_limit: int = 64) -> None:
+        from datasketch import (  # datasketch imports scipy: load it only when deduplicating
+            MinHash,
+            MinHashLSH,
+        )
+
+        self._minhash, self._lsh_class = MinHash, MinHashLSH
         self.num_perm = num_perm
         self.scan_limit = scan_limit
         # Drawing the permutations is most of the cost of a new MinHash: draw them once.
@@ -87,8 +95,8 @@ class NearDedup:
 
     def signature(self, text: str) -> MinHash:
         """The MinHash of the text's word shingles (CRC-32 hashed, permutations drawn once per instance)."""
-        minhash = MinHash(num_perm=self.num_perm, seed=1, hashfunc=zlib.crc32, permutations=self._permutations,
-                          scheme=self._scheme)
+        minhash = self._minhash(num_perm=self.num_perm, seed=1, hashfunc=zlib.crc32, permutations=self._permutations,
+                                scheme=self._scheme)
         minhash.update_batch([s.encode("utf-8") for s in shingles(text, self.shingle)])
         return minhash
 
@@ -113,7 +121,7 @@ class NearDedup:
     def _new_lsh(self) -> MinHashLSH:
         # datasketch picks the band layout by numerical integration (~0.3 s): do it once per setting.
         params = _LSH_PARAMS.get((self.threshold, self.num_perm))
-        lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, params=params)
+        lsh = self._lsh_class(threshold=self.threshold, num_perm=self.num_perm, params=params)
         _LSH_PARAMS[(self.threshold, self.num_perm)] = (lsh.b, lsh.r)
         return lsh
 

@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
 from distill.atomic import atomic_write_json
 from distill.config import with_settings
 from distill.errors import ConfigError
@@ -91,17 +89,19 @@ def use_vllm(generation: str) -> bool:
     return generation == "vllm" or (generation == "auto" and available)
 
 
-class MetricsLog(TrainerCallback):
-    """Appends every log of the trainer (rewards per component, lengths, truncation, KL...) to a JSONL file."""
+def metrics_log(path: Path) -> Any:
+    """A trainer callback that appends every log of the trainer (rewards per component, lengths, truncation,
+    KL...) to a JSONL file. (Built in a function: transformers loads when a run starts, not on import.)"""
+    from transformers import TrainerCallback
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    class MetricsLog(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            with JsonlWriter(path) as writer:
+                writer.write({"step": state.global_step, "epoch": state.epoch, **logs})
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if not state.is_world_process_zero or not logs:
-            return
-        with JsonlWriter(self.path) as writer:
-            writer.write({"step": state.global_step, "epoch": state.epoch, **logs})
+    return MetricsLog()
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -233,7 +233,7 @@ def reinforce(
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[MetricsLog(out / METRICS_FILE)],
+        callbacks=[metrics_log(out / METRICS_FILE)],
     )
     last = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
     if last is not None:

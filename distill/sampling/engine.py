@@ -17,6 +17,9 @@ from distill.problems import fingerprint
 from distill.records import Message, Problem, Sample
 from distill.rundir import RunDir, in_shard
 from distill.sampling.backends.base import Backend, Completion, Request
+from distill.sampling.backends.openai_backend import OpenAIBackend
+from distill.sampling.backends.transformers_backend import TransformersBackend
+from distill.sampling.backends.vllm_backend import VllmBackend
 from distill.sampling.config import Budget, SamplingConfig, sampling_identity
 from distill.sampling.profile import TeacherProfile
 from distill.sampling.progress import RunProgress
@@ -82,18 +85,13 @@ class Teacher:
 
 
 def build_teacher(profile: TeacherProfile, **backend_options: Any) -> Teacher:
-    """Build the profile's backend once (imports heavy engines lazily) and wrap it as a Teacher."""
+    """Build the profile's backend once (each backend imports its heavy engine when built) and wrap it as a
+    Teacher."""
     if profile.backend == "transformers":
-        from distill.sampling.backends.transformers_backend import TransformersBackend
-
         return Teacher(profile, TransformersBackend(profile, **backend_options))
     if profile.backend == "openai":
-        from distill.sampling.backends.openai_backend import OpenAIBackend
-
         return Teacher(profile, OpenAIBackend(profile, **backend_options))
     if profile.backend == "vllm":
-        from distill.sampling.backends.vllm_backend import VllmBackend
-
         return Teacher(profile, VllmBackend(profile, **backend_options))
     raise ConfigError(f"backend {profile.backend!r}: expected transformers, vllm or openai")
 

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
-import torch
-from transformers import (
-    AutoModelForCausalLM,
-    GenerationConfig,
-    LlamaConfig,
-    PretrainedConfig,
-    PreTrainedModel,
-    PreTrainedTokenizerFast,
-    Qwen2Config,
-)
+from typing import TYPE_CHECKING, Literal
 
 from distill.text import R1_TEMPERATURE, R1_TOP_P
 from distill.toy.tokenizer import build_tokenizer
+
+if TYPE_CHECKING:  # torch and transformers load when a model is built, not on import
+    from transformers import GenerationConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
 
 Architecture = Literal["qwen2", "llama"]
 
@@ -35,6 +27,8 @@ def tiny_config(
 
     The default head size is 32 (64 wide over 2 heads): vLLM's CPU attention runs 32 or 64, not 16 or 24.
     """
+    from transformers import LlamaConfig, Qwen2Config
+
     common = dict(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
@@ -57,6 +51,8 @@ def tiny_config(
 
 def r1_generation_config(tokenizer: PreTrainedTokenizerFast, max_new_tokens: int = 512) -> GenerationConfig:
     """A generation config with R1's sampling defaults and the tokenizer's EOS and pad ids."""
+    from transformers import GenerationConfig
+
     return GenerationConfig(
         do_sample=True,
         temperature=R1_TEMPERATURE,
@@ -74,6 +70,9 @@ def make_tiny_model(
     **sizes: int,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """A randomly initialised tiny causal LM (seeded) and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     tokenizer = tokenizer or build_tokenizer()
     config = tiny_config(tokenizer, architecture, **sizes)
     torch.manual_seed(seed)

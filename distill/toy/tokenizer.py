@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
+from typing import TYPE_CHECKING
 
 from distill.paths import shipped_path
 from distill.text import MATH_PROMPT_SUFFIX, THINK_CLOSE, THINK_OPEN
 from distill.toy.problems import generate
+
+if TYPE_CHECKING:  # tokenizers and transformers load when the tokenizer is built, not on import
+    from transformers import PreTrainedTokenizerFast
 
 EOS = "<|im_end|>"
 PAD = "<|endoftext|>"
@@ -29,6 +30,9 @@ def toy_corpus(n: int = 3000, seed: int = 12345) -> Iterable[str]:
 
 def build_tokenizer(vocab_size: int = 512, seed: int = 12345) -> PreTrainedTokenizerFast:
     """Train the tiny world's tokenizer from scratch (deterministic, a second or two on one core)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]

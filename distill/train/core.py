@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from distill.atomic import atomic_write_json, atomic_write_text
@@ -41,6 +40,8 @@ def resolve_recipe(recipe_or_path: StudentRecipe | str | Path, settings: list[st
 
 def check_devices(recipe: StudentRecipe) -> None:
     """Refuse FSDP/ZeRO-3 where they cannot be active: accelerate would silently run plain DDP on CPU."""
+    import torch
+
     if recipe.distributed != "ddp" and not torch.cuda.is_available():
         raise ConfigError(
             f"{recipe.path}: distributed: {recipe.distributed} needs CUDA devices, and none is visible; "

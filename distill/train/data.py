@@ -9,13 +9,14 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-from datasets import Dataset
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Any
 
 from distill.errors import ConfigError, RecordError
 from distill.jsonl import read_jsonl
+
+if TYPE_CHECKING:  # datasets and transformers load when a corpus is tokenized, not on import
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -139,6 +140,8 @@ def build_dataset(
         log.info("all %d corpus rows fit in max_length %d", report.rows, max_length)
     if not ids_out:
         raise ConfigError(f"no corpus row fits max_length {max_length} (overlong: {overlong}); raise max_length")
+    from datasets import Dataset
+
     return Dataset.from_dict({"input_ids": ids_out, "labels": labels_out}), report
 
 

@@ -8,30 +8,29 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
-
-import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    PreTrainedTokenizerFast,
-)
+from typing import TYPE_CHECKING, Any
 
 from distill.errors import ConfigError
+from distill.toy.model import save_tiny_model
+from distill.train.data import PackedRowsCollator, pack_rows
 from distill.train.recipe import StudentRecipe
 
 log = logging.getLogger(__name__)
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+if TYPE_CHECKING:  # torch and transformers load when a student is built, not when distill is imported
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype a recipe names (float32, bfloat16, float16)."""
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
 def materialize_tiny(recipe: StudentRecipe, out_dir: Path) -> Path:
     """Save the fresh tiny random base of a `model: tiny` recipe to OUT/base (kept, so that adapters and
     resumed runs find the same base) and return its path."""
-    from distill.toy.model import save_tiny_model
-
     base = out_dir / "base"
     if not (base / "config.json").is_file():
         t = recipe.tiny
@@ -53,6 +52,8 @@ def load_tokenizer(recipe: StudentRecipe, base: str) -> PreTrainedTokenizerBase:
     A local tokenizer.json loads as `PreTrainedTokenizerFast` (AutoTokenizer would swap in Qwen2's own
     pre-tokenizer for qwen2 models and change the ids of the tiny world's tokenizer).
     """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
     if (Path(base) / "tokenizer.json").is_file():
         tokenizer = PreTrainedTokenizerFast.from_pretrained(base)
     else:
@@ -74,6 +75,9 @@ def load_tokenizer(recipe: StudentRecipe, base: str) -> PreTrainedTokenizerBase:
 
 def load_model(recipe: StudentRecipe, base: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """The base model in the recipe's dtype (4-bit NF4 for QLoRA), with any context override applied."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
     config = AutoConfig.from_pretrained(base, trust_remote_code=recipe.trust_remote_code)
     if recipe.max_position_embeddings is not None:
         config.max_position_embeddings = recipe.max_position_embeddings
@@ -86,7 +90,7 @@ def load_model(recipe: StudentRecipe, base: str, tokenizer: PreTrainedTokenizerB
     config.use_cache = False  # packed batches equal unpacked ones only without the cache (MACHINE.md)
     kwargs: dict[str, Any] = {
         "config": config,
-        "dtype": DTYPES[recipe.dtype],
+        "dtype": torch_dtype(recipe.dtype),
         "attn_implementation": recipe.attn_implementation,
         "trust_remote_code": recipe.trust_remote_code,
         "use_safetensors": True,
@@ -94,7 +98,7 @@ def load_model(recipe: StudentRecipe, base: str, tokenizer: PreTrainedTokenizerB
     if recipe.mode == "qlora":
         from transformers import BitsAndBytesConfig
 
-        compute = DTYPES[recipe.dtype] if torch.cuda.is_available() else torch.float32
+        compute = torch_dtype(recipe.dtype) if torch.cuda.is_available() else torch.float32
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
             bnb_4bit_use_double_quant=True,
@@ -151,6 +155,7 @@ def check_report_to(recipe: StudentRecipe, names: list[str]) -> None:
 
 def sft_config(recipe: StudentRecipe, out_dir: Path, max_steps: int | None) -> Any:
     """TRL's SFTConfig from the recipe; the dataset arrives tokenized (input_ids + labels)."""
+    import torch
     from trl import SFTConfig
 
     report_to = [recipe.report_to] if isinstance(recipe.report_to, str) else list(recipe.report_to)
@@ -197,8 +202,6 @@ def build_trainer(recipe: StudentRecipe, model: PreTrainedModel, tokenizer: PreT
                   out_dir: Path, max_steps: int | None) -> Any:
     """An SFTTrainer over the prepared dataset, with a LoRA adapter for lora/qlora recipes."""
     from trl import SFTTrainer
-
-    from distill.train.data import PackedRowsCollator, pack_rows
 
     collator = None
     if packing_mode(recipe) == "rows":

@@ -12,7 +12,6 @@ from planted_filters import PLANTED_OVERRIDES
 
 from distill.filters import filter_run, load_filter_config
 from distill.text import assistant_text
-from distill.records import Sample
 
 
 @pytest.fixture(scope="module")

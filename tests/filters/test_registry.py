@@ -7,8 +7,8 @@ import dataclasses
 from pathlib import Path
 
 from distill.filters import CHECKS, FILTER_NAMES, FilterConfig, load_filter_config
-from distill.text import language_share
 from distill.filters.run import active_names, build_checks
+from distill.text import language_share
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,14 +11,32 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
+SYSTEM = "You are a careful calculator."
+TEMPLATE = "Problem: {prompt}\n{suffix}"
+
+
+def teacher_profile(tmp: Path) -> Path:
+    """The tiny teacher behind a profile with a system prompt and a prompt template, so that the corpus test
+    can see that each row carries the prompt exactly as the teacher saw it."""
+    (tmp / "template.txt").write_text(TEMPLATE, encoding="utf-8")
+    data = yaml.safe_load((REPO / "teachers" / "tiny.yaml").read_text(encoding="utf-8"))
+    data.update(name="tiny-careful", model=str(REPO / "teachers" / "tiny"), system_prompt=SYSTEM,
+                prompt_template="template.txt")
+    path = tmp / "careful.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
 def tiny_recipe(tmp: Path, **changes: object) -> Path:
-    """A pipeline recipe small enough for the tests (a few seconds a stage on one core)."""
+    """A pipeline recipe small enough for the tests (a few seconds a stage on one core), with its teacher
+    profile beside it."""
+    teacher_profile(tmp)
     data = {
         "name": "tiny-test",
         "run_dir": str(tmp / "run"),
         "train_problems": {"toy_n": 6, "toy_seed": 7, "difficulty": [1, 1]},
         "heldout": {"toy_n": 4, "toy_seed": 8, "difficulty": [1, 1]},
-        "sample": {"teacher": "tiny", "n": 2, "max_new_tokens": 96},
+        "sample": {"teacher": "careful.yaml", "n": 2, "max_new_tokens": 96},  # beside the recipe
         "train": {"student": "tiny-student", "max_steps": 2},
         "eval": {"k": 1, "max_new_tokens": 96},
         # Correctness, format and truncation filters off: the stages' chaining and resume are under test here

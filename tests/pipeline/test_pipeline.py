@@ -101,3 +101,41 @@ def test_earlier_recipe_keys_still_load(tmp_path: Path, caplog: pytest.LogCaptur
     assert recipe.verify.workers == 2 and recipe.filters().decontamination.enabled is False
     assert recipe.settings("student") == ["seed=7", "learning_rate=1e-3"]
     assert "train.overrides" in caplog.text and "filters: {config, set}" in caplog.text
+
+
+def test_the_corpus_carries_the_prompt_exactly_as_the_teacher_saw_it(interrupted_run: dict) -> None:
+    from distill.problems import load_problems
+    from distill.sampling import build_prompt, resolve_teacher
+
+    from .conftest import SYSTEM
+
+    run_dir: Path = interrupted_run["run_dir"]
+    profile = resolve_teacher(str(interrupted_run["tmp"] / "careful.yaml"))
+    problems = {p.id: p for p in load_problems(str(run_dir / "problems" / "train.jsonl"))}
+    rows = [json.loads(line) for line in (run_dir / "corpus-filtered" / "corpus.jsonl").read_text().splitlines()]
+    assert rows
+    for row in rows:
+        seen = build_prompt(problems[row["problem_id"]], profile)
+        assert row["messages"][:-1] == seen
+        assert seen[0] == {"role": "system", "content": SYSTEM} and seen[1]["content"].startswith("Problem: ")
+    funnel = json.loads((run_dir / "corpus-filtered" / "funnel.json").read_text())
+    assert funnel["prompts"] == {"recorded": len(rows), "default": 0}
+
+
+def test_published_artifacts_carry_no_local_path_or_placeholder_link(interrupted_run: dict, tmp_path: Path) -> None:
+    run_dir: Path = interrupted_run["run_dir"]
+    report = tmp_path / "report.html"
+    assert CliRunner().invoke(app, ["report", str(run_dir / "corpus-filtered"), "--out", str(report)]).exit_code == 0
+    published = [report, run_dir / "results.md"]
+    for corpus in ("corpus-filtered", "corpus-unfiltered"):
+        published += [run_dir / corpus / name for name in ("corpus.jsonl", "funnel.json", "README.md")]
+    for student in ("student-filtered", "student-unfiltered"):
+        published += [run_dir / student / "README.md"]
+    published += sorted(run_dir.glob("eval-*/summary.json"))
+    local = [str(run_dir.parent), str(Path(__file__).resolve().parents[2]), str(Path.home())]
+    for path in published:
+        text = path.read_text(encoding="utf-8")
+        assert not [p for p in local if p in text], f"{path} names a local path"
+        assert "https://github.com/)" not in text and "](https://github.com/" not in text, f"{path}: placeholder link"
+    rows = [json.loads(line) for line in (run_dir / "corpus-filtered" / "corpus.jsonl").read_text().splitlines()]
+    assert {row["teacher"] for row in rows} == {"tiny-careful"}  # the profile's name, not the checkpoint's path

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from distill.errors import ConfigError
-from distill.text import MATH_PROMPT_SUFFIX
 from distill.records import Problem
 from distill.sampling import TeacherProfile, build_prompt, load_profile, profile_for_model
-from distill.text import split_completion
+from distill.text import MATH_PROMPT_SUFFIX, split_completion
 
 TEACHERS = sorted((Path(__file__).resolve().parents[2] / "teachers").glob("*.yaml"))
 

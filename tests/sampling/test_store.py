@@ -10,6 +10,7 @@ import pytest
 
 from distill.errors import ConfigError, DistillError
 from distill.records import Verdict
+from distill.rundir import RunDir, in_shard
 from distill.sampling import (
     Budget,
     SamplingConfig,
@@ -19,7 +20,6 @@ from distill.sampling import (
     read_manifest,
     read_samples,
 )
-from distill.rundir import RunDir, in_shard
 
 
 def keys(run_dir):

@@ -15,10 +15,9 @@ import torch
 
 from distill.jsonl import write_jsonl
 from distill.records import Problem, to_dict
-from distill.sampling import SamplingConfig, build_teacher, read_samples, render_prompt
-from distill.sampling.profile import LocalOptions, profile_for_model
 from distill.rundir import RunDir
-from distill.sampling import build_prompt
+from distill.sampling import SamplingConfig, build_prompt, build_teacher, read_samples, render_prompt
+from distill.sampling.profile import LocalOptions, profile_for_model
 
 torch.set_num_threads(1)
 
