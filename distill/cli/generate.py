@@ -16,6 +16,9 @@ def command(
     model: Annotated[str | None, typer.Option(help="A local model path or id (without a profile).")] = None,
     backend: Annotated[str | None, typer.Option(help="transformers, vllm or openai.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        help="Environment variable holding the API key (openai backend; default OPENAI_API_KEY without a "
+             "profile, the profile's api.api_key_env with one; '' sends no key).")] = None,
     samples: Annotated[int | None, typer.Option(help="Samples per problem.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling top-p.")] = None,
@@ -44,13 +47,20 @@ def command(
             profile = dataclasses.replace(profile, model=model)
     else:
         assert model is not None
-        profile = profile_for_model(model, backend or "transformers", base_url)
+        profile = profile_for_model(model, backend or "transformers", base_url, api_key_env)
+    if api_key_env is not None and profile.backend != "openai":
+        raise ConfigError(f"--api-key-env {api_key_env}: only the openai backend sends a key")
     if base_url is not None:
         profile = dataclasses.replace(profile, api=dataclasses.replace(profile.api, base_url=base_url))
+    if api_key_env is not None:
+        profile = dataclasses.replace(profile, api=dataclasses.replace(profile.api, api_key_env=api_key_env))
     if batch_size is not None:
         profile = dataclasses.replace(profile, local=dataclasses.replace(profile.local, batch_size=batch_size))
     if concurrency is not None:
-        profile = dataclasses.replace(profile, api=dataclasses.replace(profile.api, concurrency=concurrency))
+        try:
+            profile = dataclasses.replace(profile, api=dataclasses.replace(profile.api, concurrency=concurrency))
+        except ConfigError as err:
+            raise ConfigError(f"--concurrency {concurrency}: {err}") from err
     try:
         config = profile.sampling.replace(n=samples, temperature=temperature, top_p=top_p,
                                           max_new_tokens=max_new_tokens, seed=seed, stop=stop)

@@ -25,6 +25,8 @@ from distill.sampling.store import RunStore, in_shard
 log = logging.getLogger(__name__)
 
 Verifier = Callable[[Problem, Sample], Any]
+# Why a run with a token or cost cap stopped when a sample came without a token count.
+NO_TOKEN_COUNTS = "error: no token counts for the budget"
 
 
 class Teacher:
@@ -100,6 +102,23 @@ def cost_of(profile: TeacherProfile, prompt_tokens: int, completion_tokens: int)
     return (prompt_tokens * (api.price_input_per_million or 0.0) + completion_tokens * (api.price_output_per_million or 0.0)) / 1e6
 
 
+def counts_tokens(budget: Budget) -> bool:
+    """Whether a budget needs every sample's token count (a token or cost cap)."""
+    return budget.max_tokens is not None or budget.max_cost is not None
+
+
+def preflight(profile: TeacherProfile, budget: Budget | None) -> None:
+    """Refuse up front, before the run directory is touched, what the run could not honour: a cost cap
+    without prices in the profile, or (openai) a key that would travel in clear or is not set."""
+    if profile.backend == "openai":
+        from distill.sampling.backends.openai_backend import checked_key
+
+        checked_key(profile)
+    if budget is not None and budget.max_cost is not None and not profile.api.has_prices():
+        raise ConfigError(f"--max-cost {budget.max_cost:g}: the teacher profile {profile.name} has no prices "
+                          "(api.price_input_per_million and api.price_output_per_million), so no cost can be counted")
+
+
 def generate_run(
     problems: list[Problem],
     profile: TeacherProfile,
@@ -124,6 +143,7 @@ def generate_run(
     """
     if until_correct is not None and until_correct < 1:
         raise ConfigError(f"--until-correct {until_correct}: expected at least 1")
+    preflight(profile, budget)
     manifest = {
         "teacher": profile.to_dict(), "teacher_identity": profile.identity(), "backend": profile.backend,
         "sampling": config.to_dict(), "sampling_identity": sampling_identity(config),
@@ -163,6 +183,10 @@ def generate_run(
                 stats["completion_tokens"] += sample.completion_tokens or 0
                 stats["prompt_tokens"] += sample.prompt_tokens or 0
                 bar.advance(sample.completion_tokens or 0)
+                if sample.completion_tokens is None and budget is not None and counts_tokens(budget):
+                    # The sample is stored; the budget cannot be kept without token counts, so stop here.
+                    stopped = NO_TOKEN_COUNTS
+                    break
                 cost = cost_of(profile, stats["prompt_tokens"], stats["completion_tokens"])
                 reached = (budget or Budget()).exceeded(stats["samples"], stats["completion_tokens"], cost)
                 if reached:
@@ -171,6 +195,10 @@ def generate_run(
                     break
             if until_correct is None:
                 break
+        if stopped == NO_TOKEN_COUNTS:
+            raise ConfigError(f"--max-tokens/--max-cost: the server sends no token usage and the profile "
+                              f"{profile.name} has no `tokenizer:` to count tokens, so the budget cannot be kept; "
+                              "set a local tokenizer in the profile or drop the token budget")
     except KeyboardInterrupt:
         stopped = "interrupted"
         raise
