@@ -213,3 +213,12 @@ def test_completions_endpoint_renders_the_chat_template(tmp_path, problems, tiny
     assert len(samples) == 2 and server.requests[0]["path"] == "/v1/completions"
     prompt = server.requests[0]["body"]["prompt"]
     assert prompt.startswith("<|im_start|>user\nWhat is 0 + 0?") and prompt.endswith("<|im_start|>assistant\n<think>\n")
+
+
+def test_a_redirect_is_not_followed_and_fails_fast(problems, monkeypatch):
+    monkeypatch.setenv("SCRIPTED_KEY", "sk-redirected-0a")
+    with ScriptedServer(faults={1: Fault("status", 307)}) as server:
+        teacher = build_teacher(api_profile(server.url, api_key_env="SCRIPTED_KEY"))
+        with pytest.raises(RequestFailed, match="HTTP 307: the server redirects"):
+            teacher.generate(problems[:1], SamplingConfig(n=1))
+    assert server.count == 1

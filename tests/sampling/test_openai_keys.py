@@ -87,7 +87,8 @@ def test_a_key_over_plain_http_to_another_host_is_refused_in_one_line(tmp_path, 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: api.base_url http://203.0.113.7:8000/v1: refusing to send the API key from $OPENAI_API_KEY over "
-        "plain http to a host that is not this machine; use https, or send no key (--api-key-env '')"]
+        "plain http to a host that is not this machine; use https, or send no key (unset OPENAI_API_KEY, or give "
+        "--api-key-env '')"]
     assert KEY not in result.stdout + result.stderr and not (tmp_path / "run").exists()
 
 
@@ -112,6 +113,14 @@ def test_a_key_goes_only_over_https_or_to_loopback(monkeypatch, url, env, allowe
         with pytest.raises(ConfigError, match="api.base_url") as err:
             checked_key(profile)
         assert KEY not in str(err.value) and "abc" not in str(err.value)
+
+
+@pytest.mark.parametrize("key", [f"{KEY}\n", f" {KEY}", "sk-a b", "sk-\x07"])
+def test_a_key_a_header_cannot_carry_is_refused_without_showing_it(monkeypatch, key):
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY holds whitespace or control characters") as err:
+        checked_key(profile_for_model("m", "openai", "https://api.example.com/v1"))
+    assert key.strip() not in str(err.value)
 
 
 @pytest.mark.parametrize(("url", "shown"), [

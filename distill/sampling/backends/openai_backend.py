@@ -70,6 +70,10 @@ def checked_key(profile: TeacherProfile) -> str | None:
     that no secret (the key, or credentials inside a URL) would travel in clear to another machine.
     Registers the secrets with the HTTP loggers' mask."""
     key = profile.api_key()
+    if key is not None and not (key.isascii() and key.isprintable() and " " not in key):
+        # Said without the key: a stray newline or space would otherwise fail every request obscurely.
+        raise ConfigError(f"api.api_key_env: ${profile.api.api_key_env} holds whitespace or control characters, "
+                          "which an HTTP header cannot carry")
     for url in profile.api.base_urls():
         shown = redact_url(url)
         try:
@@ -81,7 +85,7 @@ def checked_key(profile: TeacherProfile) -> str | None:
         if key and not may_carry_secrets(url):
             raise ConfigError(f"api.base_url {shown}: refusing to send the API key from ${profile.api.api_key_env} "
                               "over plain http to a host that is not this machine; use https, or send no key "
-                              "(--api-key-env '')")
+                              f"(unset {profile.api.api_key_env}, or give --api-key-env '')")
         if url_secrets(url) and not may_carry_secrets(url):
             raise ConfigError(f"api.base_url {shown}: refusing to send the credentials in this URL over plain http "
                               "to a host that is not this machine; use https")
@@ -174,13 +178,14 @@ class OpenAIBackend:
                 pending = set(tasks)
                 while pending:
                     done, pending = await asyncio.wait(pending, timeout=0.05, return_when=asyncio.FIRST_EXCEPTION)
-                    failed = next((t for t in done if not t.cancelled() and t.exception() is not None), None)
-                    if failed is not None or stop.is_set():
+                    # Every exception is retrieved (asyncio logs the ones nobody looked at); the first is raised.
+                    errors = [t.exception() for t in done if not t.cancelled() and t.exception() is not None]
+                    if errors or stop.is_set():
                         for task in pending:
                             task.cancel()
                         await asyncio.gather(*pending, return_exceptions=True)
-                        if failed is not None:
-                            error = failed.exception()
+                        if errors:
+                            error = errors[0]
                             if isinstance(error, RequestFailed):
                                 error = RequestFailed(error.reason, requested - delivered[0], requested)
                             out.put(error)
@@ -309,6 +314,10 @@ class OpenAIBackend:
         status = response.status_code
         if status == 200:
             return (shown, data, None, None) if data is not None else (shown, None, "malformed JSON in the response", None)
+        if 300 <= status < 400:
+            # Not followed: a redirect must not take the key to another host, and a retry gets the same answer.
+            raise RequestFailed(f"{shown}: HTTP {status}: the server redirects; give the URL it redirects to "
+                                "as the base URL")
         if status in FATAL_STATUSES or (400 <= status < 500 and status not in RETRY_STATUSES):
             message = SECRETS.scrub(server_message(response.text if data is None else "", data))
             raise RequestFailed(f"{shown}: HTTP {status}: {message}")
