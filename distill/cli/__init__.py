@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Annotated
 
 import typer
 
@@ -17,6 +18,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+# Libraries that log one line per HTTP request: kept at WARNING unless --verbose.
+CHATTY_LOGGERS = ("httpx", "httpcore")
+
+
+@app.callback()
+def options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs, per-request HTTP lines included.")] = False,
+) -> None:
+    """Options for every command."""
+    set_verbosity(verbose)
+
+
+def set_verbosity(verbose: bool) -> None:
+    """DEBUG everywhere with `--verbose`; otherwise per-request HTTP logs stay at WARNING (a long run must
+    not print a line per request: the progress bar and the summary carry that)."""
+    if verbose:
+        logging.getLogger().setLevel(logging.DEBUG)
+        logging.getLogger("distill").setLevel(logging.DEBUG)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 app.add_typer(problems.app, name="problems")
 app.command("import")(filter.import_command)
 app.add_typer(toy.app, name="toy")

@@ -33,6 +33,9 @@ def command(
     model: Annotated[str | None, typer.Option(help="A local model path or id (without a profile).")] = None,
     backend: Annotated[str | None, typer.Option(help="transformers, vllm or openai.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        help="Environment variable holding the API key (openai backend; default OPENAI_API_KEY without a "
+             "profile, the profile's api.api_key_env with one; '' sends no key).")] = None,
     samples: Annotated[int | None, typer.Option(help="Samples per problem.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling top-p.")] = None,
@@ -56,8 +59,13 @@ def command(
     if batch_size is not None:
         settings.append(f"local.batch_size={batch_size}")
     if concurrency is not None:
+        if concurrency < 1:
+            raise ConfigError(f"--concurrency {concurrency}: concurrency: expected at least 1 request in flight, "
+                              f"got {concurrency}")
         settings.append(f"api.concurrency={concurrency}")
-    profile = resolve_teacher(teacher, model, backend, base_url, settings)
+    profile = resolve_teacher(teacher, model, backend, base_url, settings, api_key_env)
+    if api_key_env is not None and profile.backend != "openai":
+        raise ConfigError(f"--api-key-env {api_key_env}: only the openai backend sends a key")
     try:
         config = profile.sampling.replace(n=samples, temperature=temperature, top_p=top_p,
                                           max_new_tokens=max_new_tokens, seed=seed, stop=stop, logprobs=logprobs)

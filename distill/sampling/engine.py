@@ -17,7 +17,7 @@ from distill.problems import fingerprint
 from distill.records import Message, Problem, Sample
 from distill.rundir import RunDir, in_shard
 from distill.sampling.backends.base import Backend, Completion, Request
-from distill.sampling.backends.openai_backend import OpenAIBackend
+from distill.sampling.backends.openai_backend import OpenAIBackend, checked_key
 from distill.sampling.backends.transformers_backend import TransformersBackend
 from distill.sampling.backends.vllm_backend import VllmBackend
 from distill.sampling.config import Budget, SamplingConfig, sampling_identity
@@ -32,6 +32,8 @@ LOGPROBS = "logprobs"  # the side file of a run's per-token teacher logprobs
 log = logging.getLogger(__name__)
 
 Verifier = Callable[[Problem, Sample], Any]
+# Why a run with a token or cost cap stopped when a sample came without a token count.
+NO_TOKEN_COUNTS = "error: no token counts for the budget"
 
 
 class Teacher:
@@ -123,6 +125,21 @@ def run_manifest(profile: TeacherProfile, config: SamplingConfig, problems: list
     }
 
 
+def counts_tokens(budget: Budget) -> bool:
+    """Whether a budget needs every sample's token count (a token or cost cap)."""
+    return budget.max_tokens is not None or budget.max_cost is not None
+
+
+def preflight(profile: TeacherProfile, budget: Budget | None) -> None:
+    """Refuse up front, before the run directory is touched, what the run could not honour: a cost cap
+    without prices in the profile, or (openai) a key that would travel in clear or is not set."""
+    if profile.backend == "openai":
+        checked_key(profile)
+    if budget is not None and budget.max_cost is not None and not profile.api.has_prices():
+        raise ConfigError(f"--max-cost {budget.max_cost:g}: the teacher profile {profile.name} has no prices "
+                          "(api.price_input_per_million and api.price_output_per_million), so no cost can be counted")
+
+
 def generate_run(
     problems: list[Problem],
     profile: TeacherProfile,
@@ -151,6 +168,7 @@ def generate_run(
     """
     if until_correct is not None and until_correct < 1:
         raise ConfigError(f"--until-correct {until_correct}: expected at least 1")
+    preflight(profile, budget)
     selected = [p for p in problems[:limit] if in_shard(p.id, shard)]
     run = RunDir(out_dir)
     run.start(run_manifest(profile, config, problems, problems_source), shards=shard[1])
@@ -192,6 +210,10 @@ def generate_run(
                 stats["completion_tokens"] += sample.completion_tokens or 0
                 stats["prompt_tokens"] += sample.prompt_tokens or 0
                 bar.advance(sample.completion_tokens or 0)
+                if sample.completion_tokens is None and budget is not None and counts_tokens(budget):
+                    # The sample is stored; the budget cannot be kept without token counts, so stop here.
+                    stopped = NO_TOKEN_COUNTS
+                    break
                 cost = cost_of(profile, stats["prompt_tokens"], stats["completion_tokens"])
                 reached = (budget or Budget()).exceeded(stats["samples"], stats["completion_tokens"], cost)
                 if reached:
@@ -200,11 +222,17 @@ def generate_run(
                     break
             if until_correct is None:
                 break
+        if stopped == NO_TOKEN_COUNTS:
+            raise ConfigError(f"--max-tokens/--max-cost: the server sends no token usage and the profile "
+                              f"{profile.name} has no `tokenizer:` to count tokens, so the budget cannot be kept; "
+                              "set a local tokenizer in the profile or drop the token budget")
     except KeyboardInterrupt:
         stopped = "interrupted"
         raise
     except Exception as err:
-        stopped = f"error: {err}"
+        stopped = stopped if stopped == NO_TOKEN_COUNTS else f"error: {err}"
+        # Completions the server returned before the error are stored; those it never sent are counted.
+        stats["lost_to_error"] = int(getattr(err, "lost", 0) or 0)
         raise
     finally:
         bar.close()
@@ -276,6 +304,7 @@ def _summary(stored: dict[tuple[str, int], Sample], selected: list[Problem], con
         "complete": missing == 0 and stopped is None,
         "ok": missing == 0 or budget_stop,
         "stopped": stopped,
+        "lost_to_error": stats["lost_to_error"],
         "saved_by_until_correct": saved,
         "this_run": {
             "samples": stats["samples"],

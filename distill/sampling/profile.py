@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,21 +16,34 @@ from distill.config import apply_settings, from_mapping, read_yaml
 from distill.errors import ConfigError
 from distill.paths import find, resolve
 from distill.sampling.config import SamplingConfig
+from distill.sampling.redact import redact_url
 from distill.text import MATH_PROMPT_SUFFIX, R1_MAX_NEW_TOKENS, R1_TEMPERATURE, R1_TOP_P
 
 Backend = Literal["transformers", "vllm", "openai"]
 BACKENDS = ("transformers", "vllm", "openai")
+# The variable the openai client reads by default; the key convention for runs without a profile.
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
 
 @dataclass
 class ApiOptions:
-    """For the `openai` backend: endpoints, key, concurrency, retries and prices."""
+    """For the `openai` backend: endpoints, key, concurrency, retries, deadlines and prices.
+
+    >>> ApiOptions(concurrency=0)
+    Traceback (most recent call last):
+    ...
+    distill.errors.ConfigError: concurrency: expected at least 1 request in flight, got 0
+    """
 
     base_url: str | list[str] | None = None
+    # The environment variable holding the key ("" or None: send no key).
     api_key_env: str | None = None
     endpoint: Literal["chat", "completions"] = "chat"
     concurrency: int = 16
+    # Seconds without a byte before a connect or read gives up (httpx's per-operation timeout).
     request_timeout: float = 1800.0
+    # Seconds for a whole request, body included, before it is abandoned and retried (None: request_timeout).
+    request_deadline: float | None = None
     max_retries: int = 8
     retry_base_delay: float = 1.0
     retry_max_delay: float = 120.0
@@ -37,6 +51,30 @@ class ApiOptions:
     price_input_per_million: float | None = None
     price_output_per_million: float | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Checked here so a bad profile fails when it loads, not as a hang (concurrency 0) or a crash.
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency: expected at least 1 request in flight, got {self.concurrency}")
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries: expected 0 or more, got {self.max_retries}")
+        for key in ("request_timeout", "request_deadline"):
+            value = getattr(self, key)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{key}: expected a positive number of seconds, got {value}")
+        for key in ("retry_base_delay", "retry_max_delay", "price_input_per_million", "price_output_per_million"):
+            value = getattr(self, key)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{key}: expected a finite number >= 0, got {value}")
+
+    @property
+    def deadline(self) -> float:
+        """The total seconds one request may take, body included."""
+        return self.request_deadline if self.request_deadline is not None else self.request_timeout
+
+    def has_prices(self) -> bool:
+        """Whether both token prices are set, so a cost can be computed."""
+        return self.price_input_per_million is not None and self.price_output_per_million is not None
 
     def base_urls(self) -> list[str]:
         """The base URLs as a list (one URL or several shared round-robin)."""
@@ -99,12 +137,15 @@ class TeacherProfile:
             raise ConfigError("api.base_url: the openai backend needs a base URL")
 
     def to_dict(self) -> dict[str, Any]:
-        """The profile as runs and published artifacts record it: no secrets (only the key's variable name)
-        and no local paths (a local checkpoint is named by its public id, see `public_id`)."""
+        """The profile as runs and published artifacts record it: no secrets (only the key's variable name,
+        redacted URLs) and no local paths (a local checkpoint is named by its public id, see `public_id`)."""
         data = asdict(self)
         data.pop("root", None)
         data.pop("model_path", None)
         data["model"] = self.public_id()
+        base_url = data["api"]["base_url"]
+        if base_url is not None:
+            data["api"]["base_url"] = redact_url(base_url) if isinstance(base_url, str) else [redact_url(u) for u in base_url]
         return data
 
     def public_id(self) -> str:
@@ -136,12 +177,19 @@ class TeacherProfile:
         return find(path, relative_to=self.root) or Path(path)
 
     def api_key(self) -> str | None:
-        """The API key from the environment variable the profile names (None when it names none)."""
-        if not self.api.api_key_env:
+        """The API key from the environment variable the profile names (None when it names none).
+
+        An unset `OPENAI_API_KEY` (the convention's default) means no key, as for a local server; any
+        other variable the user named must be set.
+        """
+        name = self.api.api_key_env
+        if not name:
             return None
-        key = os.environ.get(self.api.api_key_env)
+        key = os.environ.get(name)
+        if not key and name == DEFAULT_API_KEY_ENV:
+            return None
         if not key:
-            raise ConfigError(f"api.api_key_env: the environment variable {self.api.api_key_env} is not set")
+            raise ConfigError(f"api.api_key_env: the environment variable {name} is not set")
         return key
 
 
@@ -185,9 +233,10 @@ def load_profile(path: str | Path, settings: list[str] | None = None) -> Teacher
 
 
 def profile_for_model(path: str, backend: str = "transformers", base_url: str | None = None,
-                      settings: list[str] | None = None) -> TeacherProfile:
+                      api_key_env: str | None = None, settings: list[str] | None = None) -> TeacherProfile:
     """A profile for a checkpoint or model id without a YAML file: sampling defaults from its generation
-    config (temperature and top-p when it has them, else R1's)."""
+    config (temperature and top-p when it has them, else R1's). With the openai backend the key is read
+    from `api_key_env`, by default `OPENAI_API_KEY` (as the openai client does; "" sends no key)."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
     sampling = SamplingConfig()
@@ -197,26 +246,31 @@ def profile_for_model(path: str, backend: str = "transformers", base_url: str | 
         sampling = sampling.replace(temperature=generation.get("temperature"), top_p=generation.get("top_p"))
     data: dict[str, Any] = {"name": Path(path).name if Path(path).exists() else path, "model": path,
                             "backend": backend, "sampling": asdict(sampling)}
-    if base_url:
+    if backend == "openai":
+        data["api"] = {"base_url": base_url, "api_key_env": DEFAULT_API_KEY_ENV if api_key_env is None else api_key_env}
+    elif base_url:
         data["api"] = {"base_url": base_url}
     return _build(data, f"--model {path}", settings)
 
 
 def resolve_teacher(teacher: str | None = None, model: str | None = None, backend: str | None = None,
-                    base_url: str | None = None, settings: list[str] | None = None) -> TeacherProfile:
+                    base_url: str | None = None, settings: list[str] | None = None,
+                    api_key_env: str | None = None) -> TeacherProfile:
     """The one way to get a teacher profile: `teacher` is a shipped name (`tiny`) or a profile path
     (`teachers/tiny.yaml`); without one, `model` (a checkpoint or model id) with `backend`. `model`,
-    `backend` and `base_url` given beside a profile override its values, as do `settings`."""
+    `backend`, `base_url` and `api_key_env` given beside a profile override its values, as do `settings`."""
     if teacher is None and model is None:
         raise ConfigError("give a teacher profile (--teacher NAME|teachers/X.yaml) or a model (--model PATH --backend B)")
     extra = list(settings or [])
     if teacher is None:
         assert model is not None
-        return profile_for_model(model, backend or "transformers", base_url, extra)
+        return profile_for_model(model, backend or "transformers", base_url, api_key_env, extra)
     if model is not None:
         extra.insert(0, f"model={json.dumps(model)}")
     if backend is not None:
         extra.insert(0, f"backend={backend}")
     if base_url is not None:
         extra.insert(0, f"api.base_url={json.dumps(base_url)}")
+    if api_key_env is not None:
+        extra.insert(0, f"api.api_key_env={json.dumps(api_key_env)}")
     return load_profile(resolve(teacher, kind="teacher", what="teacher profile"), extra)

@@ -5,12 +5,23 @@ on 127.0.0.1 and follows a scripted fault schedule, so retry and resume logic is
         ... point a profile's api.base_url at server.url ...
     assert server.count == expected
 
-Faults are keyed by the request's arrival number (1-based, over all paths): `status` (an HTTP error
-with an OpenAI-style error body and optional Retry-After), `drop` (close the connection without a
-response), `slow` (sleep before answering, to trip client timeouts), `malformed` (200 with broken
-JSON). `ignore_n` answers one choice whatever `n` asks; `reasoning_field` sends the think part in
+Faults are keyed by the request's arrival number (1-based, over all paths):
+
+- `status`: an HTTP error with an OpenAI-style error body (`message` may hold `{authorization}`, which
+  echoes the request's header, as a careless server might) and an optional `Retry-After`, a number
+  or any raw text (`"inf"`, `"nan"`, `"-1"`, `"soon"`);
+- `drop`: close the connection without a response; `slow`: sleep `delay` seconds before answering;
+- `trickle`: send the headers, then the body one byte every `delay` seconds;
+- `malformed`: a 200 with broken JSON; `no_choices`: a 200 with `choices: []`; `no_usage`: a 200 without `usage`;
+- `empty` (content "" and no reasoning), `null_message` (`message: null`), `finish_error`
+  (`finish_reason: "error"`) and `non_dict` (a choice that is a string): a 200 whose choices `which`
+  (all when None) are spoiled that way.
+
+`ignore_n` answers one choice whatever `n` asks; `reasoning_field` sends the think part in
 `reasoning_content` or `reasoning`; `api_key` answers 401 to requests without that bearer key;
-`responder(body, choice_index) -> text` chooses the completions (default: a fixed R1-style trace).
+`usage=False` never sends `usage`; `responder(body, choice_index) -> text` chooses the completions
+(default: a fixed R1-style trace). Each entry of `requests` keeps the path, query, body and
+Authorization header of one request.
 """
 
 from __future__ import annotations
@@ -24,17 +35,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
+
+# The faults that spoil the choices of an otherwise good 200 answer.
+CHOICE_FAULTS = ("empty", "null_message", "finish_error", "non_dict")
 
 
 @dataclass
 class Fault:
     """What the server does to one request instead of answering it."""
 
-    kind: str  # status | drop | slow | malformed
+    kind: str  # status | drop | slow | trickle | malformed | no_choices | no_usage | empty | null_message | ...
     status: int = 500
-    retry_after: float | None = None
+    retry_after: float | str | None = None
     delay: float = 1.0
     message: str = "scripted failure"
+    which: list[int] | None = None  # the choices a choice fault spoils (None: all)
 
 
 def default_responder(body: dict[str, Any], index: int) -> str:
@@ -54,8 +70,10 @@ class ScriptedServer:
         reasoning_field: str | None = None,
         api_key: str | None = None,
         responder: Callable[[dict[str, Any], int], str] = default_responder,
+        usage: bool = True,
     ) -> None:
         self.faults = dict(faults or {})
+        self.usage = usage
         self.ignore_n = ignore_n
         self.reasoning_field = reasoning_field
         self.api_key = api_key
@@ -93,9 +111,9 @@ class ScriptedServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _answer(self, body: dict[str, Any], path: str) -> dict[str, Any]:
+    def _answer(self, body: dict[str, Any], path: str, fault: Fault | None) -> dict[str, Any]:
         n = 1 if self.ignore_n else int(body.get("n") or 1)
-        choices = []
+        choices: list[Any] = []
         for index in range(n):
             text = self.responder(body, index)
             if path.endswith("/completions") and not path.endswith("/chat/completions"):
@@ -107,9 +125,17 @@ class ScriptedServer:
                 message = {"role": "assistant", "content": content.strip(),
                            self.reasoning_field: thought.replace("<think>", "").strip()}
             choices.append({"index": index, "message": message, "finish_reason": "stop"})
+        if fault is not None and fault.kind in CHOICE_FAULTS:
+            choices = [_spoil(c, fault.kind) if fault.which is None or i in fault.which else c
+                       for i, c in enumerate(choices)]
+        if fault is not None and fault.kind == "no_choices":
+            choices = []
         words = sum(len(self.responder(body, i).split()) for i in range(n))
-        return {"id": "scripted", "object": "chat.completion", "model": body.get("model"), "choices": choices,
-                "usage": {"prompt_tokens": 10, "completion_tokens": words, "total_tokens": 10 + words}}
+        answer: dict[str, Any] = {"id": "scripted", "object": "chat.completion", "model": body.get("model"),
+                                  "choices": choices}
+        if self.usage and not (fault is not None and fault.kind == "no_usage"):
+            answer["usage"] = {"prompt_tokens": 10, "completion_tokens": words, "total_tokens": 10 + words}
+        return answer
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -133,16 +159,33 @@ class ScriptedServer:
                 except OSError:  # the client gave up (timeout) and closed the connection
                     self.close_connection = True
 
+            def _trickle(self, payload: bytes, delay: float) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.flush()
+                    for byte in payload:
+                        time.sleep(delay)
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                except OSError:  # the client hit its deadline and hung up
+                    pass
+                self.close_connection = True
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                url = urlsplit(self.path)
+                path = url.path
                 with server._lock:
                     number = len(server.requests) + 1
                     try:
                         body = json.loads(raw)
                     except ValueError:
                         body = {}
-                    server.requests.append({"number": number, "path": self.path, "body": body,
+                    server.requests.append({"number": number, "path": path, "query": url.query, "body": body,
                                             "authorization": self.headers.get("Authorization")})
                 fault = server.faults.get(number)
                 if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
@@ -157,17 +200,41 @@ class ScriptedServer:
                         pass
                     return
                 if fault is not None and fault.kind == "status":
-                    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                    self._send(fault.status, json.dumps({"error": {"message": fault.message}}).encode(), headers)
+                    headers = {}
+                    if fault.retry_after is not None:
+                        value = fault.retry_after
+                        headers["Retry-After"] = value if isinstance(value, str) else f"{value:g}"
+                    message = fault.message.replace("{authorization}", self.headers.get("Authorization") or "")
+                    self._send(fault.status, json.dumps({"error": {"message": message}}).encode(), headers)
                     return
                 if fault is not None and fault.kind == "malformed":
                     self._send(200, b'{"choices": [{"message": ')
                     return
                 if fault is not None and fault.kind == "slow":
                     time.sleep(fault.delay)
-                if not self.path.endswith("/completions"):
-                    self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}).encode())
+                if not path.endswith("/completions"):
+                    self._send(404, json.dumps({"error": {"message": f"no route {path}"}}).encode())
                     return
-                self._send(200, json.dumps(server._answer(body, self.path)).encode())
+                payload = json.dumps(server._answer(body, path, fault)).encode()
+                if fault is not None and fault.kind == "trickle":
+                    self._trickle(payload, fault.delay)
+                    return
+                self._send(200, payload)
 
         return Handler
+
+
+def _spoil(choice: dict[str, Any], kind: str) -> Any:
+    """A choice broken the way a choice fault says."""
+    if kind == "non_dict":
+        return "not a choice"
+    spoiled = dict(choice)
+    if kind == "finish_error":
+        spoiled["finish_reason"] = "error"
+    elif kind == "null_message":
+        spoiled["message"] = None
+    elif "message" in spoiled:  # empty
+        spoiled["message"] = {"role": "assistant", "content": ""}
+    else:
+        spoiled["text"] = ""
+    return spoiled

@@ -46,3 +46,15 @@ def profile() -> TeacherProfile:
 @pytest.fixture
 def fake_teacher(profile: TeacherProfile) -> Teacher:
     return Teacher(profile, FakeBackend())
+
+
+@pytest.fixture
+def log_levels() -> Iterator[None]:
+    """Restore the logging levels a CLI run changes (`distill --verbose` sets them process-wide)."""
+    import logging
+
+    names = ["", "distill", "httpx", "httpcore"]
+    saved = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)

@@ -40,10 +40,108 @@ def test_fault_schedule_completes_with_every_key_once_and_exact_request_count(tm
 
 def test_retry_after_is_honoured(problems):
     with ScriptedServer(faults={1: Fault("status", 429, retry_after=0.4)}) as server:
-        teacher = build_teacher(api_profile(server.url, concurrency=1))
+        teacher = build_teacher(api_profile(server.url, concurrency=1, retry_max_delay=1.0))
         started = time.perf_counter()
         teacher.generate(problems[:1], SamplingConfig(n=1))
     assert time.perf_counter() - started >= 0.4 and server.count == 2
+
+
+@pytest.mark.timeout(30)  # the bug this guards against was an endless sleep
+@pytest.mark.parametrize("value", ["inf", "1e12", "nan", "-5", "soon", "Wed, 21 Oct 2099 07:28:00 GMT"])
+def test_retry_after_is_capped_and_garbage_is_ignored(problems, value):
+    # `Retry-After: inf` used to sleep forever; the wait is now at most retry_max_delay.
+    with ScriptedServer(faults={1: Fault("status", 429, retry_after=value)}) as server:
+        teacher = build_teacher(api_profile(server.url, concurrency=1, retry_max_delay=0.2))
+        started = time.perf_counter()
+        samples = teacher.generate(problems[:1], SamplingConfig(n=1))
+    assert len(samples) == 1 and server.count == 2
+    assert time.perf_counter() - started < 3.0
+
+
+@pytest.mark.timeout(30)
+def test_a_trickling_body_fails_at_the_deadline_and_is_retried(problems, caplog):
+    # One byte every 0.2 s never trips httpx's per-read timeout (5 s); the total deadline (0.6 s) does.
+    with ScriptedServer(faults={1: Fault("trickle", delay=0.2)}) as server:
+        profile = api_profile(server.url, concurrency=1, request_timeout=5.0, request_deadline=0.6)
+        started = time.perf_counter()
+        samples = build_teacher(profile).generate(problems[:1], SamplingConfig(n=2))
+    elapsed = time.perf_counter() - started
+    assert len(samples) == 2 and server.count == 2
+    assert 0.6 <= elapsed < 4.0
+    assert "no complete response within the request deadline (0.6s)" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["empty", "null_message", "finish_error", "non_dict", "no_choices", "malformed"])
+def test_a_200_without_usable_text_is_retried_and_never_stored(tmp_path, problems, kind):
+    faults = {2: Fault(kind), 5: Fault(kind)}
+    with ScriptedServer(faults=faults) as server:
+        teacher = build_teacher(api_profile(server.url))
+        summary = generate_run(problems, teacher.profile, SamplingConfig(n=3), tmp_path / "run", teacher=teacher)
+    stored = list(read_samples(tmp_path / "run"))
+    assert summary["complete"] and server.count == len(problems) + 2 == teacher.backend.requests_sent
+    assert Counter(s.key for s in stored) == Counter({(p.id, i): 1 for p in problems for i in range(3)})
+    assert all(s.content == "The answer is \\boxed{42}." and s.finish_reason == "stop" for s in stored)
+
+
+def test_the_good_choices_of_a_partly_spoiled_answer_are_kept(problems):
+    # Choice 1 of 3 is empty: choices 0 and 2 are kept, and one more sample is asked for.
+    with ScriptedServer(faults={1: Fault("empty", which=[1])}) as server:
+        samples = build_teacher(api_profile(server.url, concurrency=1)).generate(problems[:1], SamplingConfig(n=3))
+    assert [s.sample_index for s in samples] == [0, 1, 2] and all(s.content for s in samples)
+    assert [r["body"]["n"] for r in server.requests] == [3, 1]
+
+
+def test_unusable_answers_past_the_retry_budget_fail_fast_and_name_the_cause(tmp_path, problems):
+    faults = {i: Fault("finish_error") for i in range(1, 50)}
+    with ScriptedServer(faults=faults) as server:
+        profile = api_profile(server.url, concurrency=1, max_retries=2)
+        with pytest.raises(RequestFailed, match=r"gave up on p0 after 3 failed attempts .*finish_reason 'error'") as err:
+            generate_run(problems[:1], profile, SamplingConfig(n=2), tmp_path / "run")
+    assert server.count == 3 and err.value.lost == 2
+    assert "2 of 2 requested samples were not received" in str(err.value)
+    assert list(read_samples(tmp_path / "run")) == []
+
+
+def test_a_fatal_error_keeps_every_completion_received_and_counts_the_lost(tmp_path, problems):
+    # One request in flight at a time: requests 1-3 answer (6 samples), request 4 is a fatal 403.
+    with ScriptedServer(faults={4: Fault("status", 403, message="model not allowed")}) as server:
+        profile = api_profile(server.url, concurrency=1)
+        with pytest.raises(RequestFailed, match="HTTP 403: model not allowed") as err:
+            generate_run(problems, profile, SamplingConfig(n=2), tmp_path / "run")
+    assert server.count == 4 and err.value.lost == len(problems) * 2 - 6
+    assert f"{len(problems) * 2 - 6} of {len(problems) * 2} requested samples" in str(err.value)
+    assert sorted(s.key for s in read_samples(tmp_path / "run")) == [(f"p{i}", j) for i in range(3) for j in range(2)]
+
+
+def test_exhausted_retries_keep_every_completion_received(tmp_path, problems):
+    # The server answers three requests, then fails everything: the three answers are stored.
+    faults = {i: Fault("status", 503) for i in range(4, 200)}
+    with ScriptedServer(faults=faults) as server:
+        profile = api_profile(server.url, concurrency=1, max_retries=1)
+        with pytest.raises(RequestFailed, match="gave up .* HTTP 503") as err:
+            generate_run(problems, profile, SamplingConfig(n=2), tmp_path / "run")
+    assert err.value.lost == len(problems) * 2 - 6 and len(list(read_samples(tmp_path / "run"))) == 6
+    assert server.count < 4 + 2 * len(problems)
+
+
+def test_a_server_error_body_never_echoes_the_key(problems, monkeypatch):
+    monkeypatch.setenv("SCRIPTED_KEY", "sk-echoed-7c1b")
+    with ScriptedServer(faults={1: Fault("status", 401, message="bad key: {authorization}")}) as server:
+        teacher = build_teacher(api_profile(server.url, api_key_env="SCRIPTED_KEY"))
+        with pytest.raises(RequestFailed) as err:
+            teacher.generate(problems[:1], SamplingConfig(n=1))
+    assert server.requests[0]["authorization"] == "Bearer sk-echoed-7c1b"
+    assert "sk-echoed-7c1b" not in str(err.value) and "bad key: Bearer ***" in str(err.value)
+
+
+def test_retries_are_one_line_per_kind_not_one_per_request(problems, caplog):
+    caplog.set_level(logging.INFO)
+    faults = {i: Fault("status", 503) for i in range(1, 10)}
+    with ScriptedServer(faults=faults) as server:
+        build_teacher(api_profile(server.url, concurrency=2, max_retries=20)).generate(problems, SamplingConfig(n=1))
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "HTTP 503" in r.getMessage()]
+    assert server.count == len(problems) + 9 and len(warnings) == 1
+    assert "HTTP 503 x9" in caplog.text  # the summary line at the end of the stream
 
 
 def test_server_that_ignores_n_still_gives_n_samples(problems):
@@ -63,7 +161,7 @@ def test_401_fails_fast_with_status_and_message(tmp_path, problems, monkeypatch)
     assert server.count == 1 and "wrong-key" not in str(err.value)
 
 
-def test_canary_key_is_in_no_file_and_no_log(tmp_path, problems, monkeypatch, caplog, capsys):
+def test_canary_key_is_in_no_file_and_no_log(tmp_path, problems, monkeypatch, caplog, capsys, log_levels):
     from typer.testing import CliRunner
 
     from distill.cli import app
@@ -79,8 +177,8 @@ def test_canary_key_is_in_no_file_and_no_log(tmp_path, problems, monkeypatch, ca
         profile_file = tmp_path / "teacher.yaml"
         profile_file.write_text(f"name: canary\nmodel: scripted\nbackend: openai\napi:\n  base_url: {server.url}\n"
                                 "  api_key_env: CANARY_API_KEY\n  retry_base_delay: 0.001\n")
-        result = CliRunner().invoke(app, ["generate", "--problems", str(problems_file), "--teacher", str(profile_file),
-                                          "--out", str(tmp_path / "run"), "--samples", "2"])
+        result = CliRunner().invoke(app, ["--verbose", "generate", "--problems", str(problems_file), "--teacher",
+                                          str(profile_file), "--out", str(tmp_path / "run"), "--samples", "2"])
     assert result.exit_code == 0, result.output
     assert all(r["authorization"] == f"Bearer {canary}" for r in server.requests)  # the key was used
     files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
@@ -88,6 +186,7 @@ def test_canary_key_is_in_no_file_and_no_log(tmp_path, problems, monkeypatch, ca
     assert not [p for p in files if canary.encode() in p.read_bytes()]
     captured = capsys.readouterr()
     assert canary not in caplog.text + result.output + captured.out + captured.err
+    assert "HTTP Request: POST" in caplog.text  # --verbose did let httpx's per-request lines through
     assert "CANARY_API_KEY" in (tmp_path / "run" / "manifest.json").read_text()  # the variable's name is kept
 
 
@@ -114,3 +213,12 @@ def test_completions_endpoint_renders_the_chat_template(tmp_path, problems, tiny
     assert len(samples) == 2 and server.requests[0]["path"] == "/v1/completions"
     prompt = server.requests[0]["body"]["prompt"]
     assert prompt.startswith("<|im_start|>user\nWhat is 0 + 0?") and prompt.endswith("<|im_start|>assistant\n<think>\n")
+
+
+def test_a_redirect_is_not_followed_and_fails_fast(problems, monkeypatch):
+    monkeypatch.setenv("SCRIPTED_KEY", "sk-redirected-0a")
+    with ScriptedServer(faults={1: Fault("status", 307)}) as server:
+        teacher = build_teacher(api_profile(server.url, api_key_env="SCRIPTED_KEY"))
+        with pytest.raises(RequestFailed, match="HTTP 307: the server redirects"):
+            teacher.generate(problems[:1], SamplingConfig(n=1))
+    assert server.count == 1
