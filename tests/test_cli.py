@@ -1,4 +1,4 @@
-"""The command line: every stage of DESIGN.md is there, and bad input ends in one line and a non-zero exit."""
+"""The command line: every stage of ARCHITECTURE.md is there, and bad input ends in one line and a non-zero exit."""
 
 from __future__ import annotations
 

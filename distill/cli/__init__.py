@@ -1,4 +1,4 @@
-"""The `distill` command line: one thin command per stage of DESIGN.md, each in its own module."""
+"""The `distill` command line: one thin command per stage (ARCHITECTURE.md), each in its own module."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
     funnel = filter_run("runs/r1", "runs/r1/corpus", config=load_filter_config("recipes/filters.yaml"))
 
 Per-sample filters are plain functions `(sample, problem) -> None | reason` built by the factories in
-`FILTERS` (each takes its config group); duplicates and selection work per problem in a second pass.
+`CHECKS` (each takes its config group); duplicates and selection work per problem in a second pass.
 `language_share(text, language)` is also the RL stage's language-consistency reward.
 """
 
@@ -16,11 +16,8 @@ from distill.filters.dedup import ExactDedup, NearDedup
 from distill.filters.run import FILTER_NAMES, Funnel, filter_run
 from distill.filters.select import POLICIES, select
 
-FILTERS = CHECKS
-"""The per-sample filter factories by name (decontamination and the per-problem steps are in FILTER_NAMES)."""
-
 __all__ = [
-    "CHECKS", "FILTERS", "FILTER_NAMES", "POLICIES", "Decontaminate", "ExactDedup", "Filter", "FilterConfig", "Funnel",
+    "CHECKS", "FILTER_NAMES", "POLICIES", "Decontaminate", "ExactDedup", "Filter", "FilterConfig", "Funnel",
     "NearDedup", "NgramIndex", "build_index",
     "filter_run", "load_filter_config", "select",
 ]

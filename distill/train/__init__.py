@@ -1,4 +1,4 @@
-"""Student training: SFT of a student on a distilled corpus with TRL and peft (see DESIGN.md).
+"""Student training: SFT of a student on a distilled corpus with TRL and peft (see ARCHITECTURE.md).
 
 `load_student_recipe(path)` reads students/*.yaml; `train(recipe_or_path, data_dir, out_dir, ...)`
 fine-tunes and returns the checkpoint directory; `export(checkpoint, out, merge=True)` merges a LoRA

@@ -87,7 +87,7 @@ def load_model(recipe: StudentRecipe, base: str, tokenizer: PreTrainedTokenizerB
         if isinstance(params, dict):
             params["rope_theta"] = recipe.rope_theta
         config.rope_theta = recipe.rope_theta
-    config.use_cache = False  # packed batches equal unpacked ones only without the cache (MACHINE.md)
+    config.use_cache = False  # packed batches equal unpacked ones only without the cache (tests/train/test_packing.py)
     kwargs: dict[str, Any] = {
         "config": config,
         "dtype": torch_dtype(recipe.dtype),
