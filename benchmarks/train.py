@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def write_corpus(directory: Path, rows: int, max_length: int, seed: int, sigma: float) -> None:
@@ -94,12 +93,10 @@ def run(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     write_corpus(work / "corpus", args.rows, args.max_length, seed=1, sigma=args.sigma)
     write_corpus(work / "heldout", 32, args.max_length, seed=2, sigma=args.sigma)
-    common = {
-        "max_length": args.max_length, "tiny.max_positions": max(2048, args.max_length), "num_train_epochs": 1,
-        "save_steps": 10**6, "logging_steps": 10**6,
-        "learning_rate": args.lr, "warmup_ratio": 0.0, "lr_scheduler_type": "constant",
-    }
-    recipe = load_student_recipe(REPO / "students" / "tiny.yaml", common)
+    common = [f"max_length={args.max_length}", f"tiny.max_positions={max(2048, args.max_length)}",
+              "num_train_epochs=1", "save_steps=1000000", "logging_steps=1000000", f"learning_rate={args.lr}",
+              "warmup_ratio=0.0", "lr_scheduler_type=constant"]
+    recipe = load_student_recipe("tiny", common)
     tokenizer = load_tokenizer(recipe, str(materialize_tiny(recipe, work / "probe")))
     dataset, report = build_dataset(read_corpus(work / "corpus"), tokenizer, args.max_length, "drop")
     lengths = sorted(len(x) for x in dataset["input_ids"])
@@ -108,10 +105,10 @@ def run(args: argparse.Namespace) -> dict:
     results = {"rows": len(dataset), "batch": batch, "packed_batch": packed_batch, "tokens": report.total_tokens, "steps": steps, "packed_rows": packs,
                "length_p50": lengths[len(lengths) // 2], "length_p90": lengths[int(len(lengths) * 0.9)],
                "length_max": lengths[-1]}
-    for name, extra in (("padded", {"packing": False, "per_device_train_batch_size": batch}),
-                        ("packed", {"packing": True, "per_device_train_batch_size": packed_batch})):
+    for name, extra in (("padded", ["packing=false", f"per_device_train_batch_size={batch}"]),
+                        ("packed", ["packing=true", f"per_device_train_batch_size={packed_batch}"])):
         start = time.perf_counter()
-        out = train(REPO / "students" / "tiny.yaml", work / "corpus", work / name, overrides={**common, **extra})
+        out = Path(train("tiny", work / "corpus", work / name, settings=common + extra)["out_dir"])
         wall = time.perf_counter() - start
         metrics = json.loads((out / "train_metrics.json").read_text())
         results[name] = {

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from distill.jsonl import write_jsonl
-from distill.sampling import build_prompt, load_profile
+from distill.sampling import build_prompt, resolve_teacher
 from distill.toy.problems import generate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,8 +51,8 @@ def restate(prompt: str) -> str:
     for start, plus, minus, times in STEP.findall(prompt):
         parts.append(f"Start with {start}." if start else f"Then {'+' if plus else '-' if minus else '*'} {plus or minus or times}.")
     return " ".join(parts)
-PRETRAIN = {"model": "tiny", "learning_rate": 3.0e-3, "num_train_epochs": 1, "save_steps": 200,
-            "per_device_train_batch_size": 16}
+PRETRAIN = ["model=tiny", "learning_rate=3.0e-3", "num_train_epochs=1", "save_steps=200",
+            "per_device_train_batch_size=16"]
 
 
 def fact(rng: random.Random) -> str:
@@ -80,7 +80,7 @@ def fact(rng: random.Random) -> str:
 
 def corpus(n: int, facts: int, seed: int, restated: int = 0) -> Iterator[dict]:
     """Direct-answer problems, fact rows and restated problems, interleaved deterministically."""
-    profile = load_profile(REPO / "teachers" / "tiny.yaml")
+    profile = resolve_teacher("tiny")
     rng = random.Random(seed)
     rows = [{"messages": [*build_prompt(problem, profile),
                           {"role": "assistant", "content": f"<think>\n\n</think>\n\nThe answer is \\boxed{{{problem.answer}}}."}],
@@ -118,7 +118,7 @@ def main() -> None:
     (work / "data").mkdir(parents=True, exist_ok=True)
     write_jsonl(work / "data" / "corpus.jsonl", corpus(args.n, args.facts, args.seed, args.restated))
     start = time.monotonic()
-    train(args.recipe, work / "data", work / "model", overrides=PRETRAIN)
+    train(args.recipe, work / "data", work / "model", settings=PRETRAIN)
     logging.info("pretrained in %.0f s (%d threads)", time.monotonic() - start, args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from distill.jsonl import write_jsonl
-from distill.sampling import build_prompt, load_profile
+from distill.sampling import build_prompt, resolve_teacher
 from distill.toy.problems import generate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ HELDOUT_SEED = 999  # the quickstart's held-out seed is different again (recipes
 
 def write_corpus(path: Path, n: int, seed: int, difficulty: tuple[int, int]) -> None:
     """Gold traces as a TRL conversational corpus, prompted as the teacher will be prompted."""
-    profile = load_profile(REPO / "teachers" / "tiny.yaml")
+    profile = resolve_teacher("tiny")
     rows = ({"messages": [*build_prompt(problem, profile), {"role": "assistant", "content": gold}],
              "problem_id": problem.id}
             for problem, gold in generate(n, seed=seed, difficulty=difficulty))
@@ -53,7 +53,7 @@ def evaluate_teacher(out: Path, n: int, difficulty: tuple[int, int]) -> dict:
     from distill.sampling import build_teacher
     from distill.verify import verify_sample
 
-    profile = load_profile(REPO / "teachers" / "tiny.yaml", {"model": str(out)})
+    profile = resolve_teacher("tiny", model=str(out))
     problems = [p for p, _ in generate(n, seed=HELDOUT_SEED, difficulty=difficulty)]
     samples = build_teacher(profile).generate(problems, profile.sampling.replace(n=1, seed=0))
     by_difficulty: dict[int, list[bool]] = {}
@@ -102,7 +102,7 @@ def main() -> None:
         data.mkdir(parents=True, exist_ok=True)
         write_corpus(data, n, seed, difficulty)
         out = train(args.recipe, data, work / f"model-{cycle}",
-                    overrides={"model": model, "learning_rate": learning_rate, "warmup_ratio": warmup})
+                    settings=[f"model={model}", f"learning_rate={learning_rate}", f"warmup_ratio={warmup}"])["out_dir"]
         model = str(out)
         logging.info("cycle %d done after %.0f s (%d threads)", cycle, time.monotonic() - start, args.threads)
     copy_model(Path(model), Path(args.out))
