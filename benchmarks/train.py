@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 
-
 def write_corpus(directory: Path, rows: int, max_length: int, seed: int, sigma: float) -> None:
     """DIR/corpus.jsonl with long-tailed lengths: each gold trace repeated lognormal-many times."""
     from distill.text import MATH_PROMPT_SUFFIX
