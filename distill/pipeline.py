@@ -29,6 +29,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import time
@@ -44,19 +45,25 @@ from distill.atomic import atomic_write_json, atomic_write_text
 from distill.config import apply_settings, from_mapping, read_yaml
 from distill.errors import ConfigError, DistillError
 from distill.evaluate import compare, evaluate
+from distill.evaluate.compare import paired_table
 from distill.filters import FilterConfig, filter_run, load_filter_config
-from distill.jsonl import write_jsonl
+from distill.jsonl import read_jsonl, write_jsonl
 from distill.paths import find, resolve
 from distill.problems import load_problems
 from distill.records import Problem, to_dict
 from distill.sampling import generate_run, resolve_teacher
 from distill.toy.problems import generate as toy_problems
-from distill.train import load_student_recipe, train
+from distill.train import StudentRecipe, load_student_recipe, train
+from distill.train.data import corpus_path
 from distill.train.sft import materialize_tiny
 from distill.verify_run import VerifyConfig, verify_run
 
 log = logging.getLogger(__name__)
-MODELS = ("base", "unfiltered", "filtered", "teacher")
+STUDENTS = ("filtered", "correct", "unfiltered")
+"""The students a run can train, each on its own corpus: every filter of the recipe (`filtered`), the
+correctness filter alone (`correct`: how much of the gain is correctness, not deduplication or the other
+filters), or every sample (`unfiltered`)."""
+MODELS = ("base", *STUDENTS, "teacher")
 TRAIN_LOG = "train.log"  # a worker-trained student's progress, in its output directory
 # Prefixes of `set:` entries (and of `--set` flags) that address a stage's own config, not the pipeline's.
 ROUTED = {"filters": "the filter config", "student": "the student recipe"}
@@ -102,11 +109,36 @@ class VerifyStage:
 
 @dataclass
 class TrainStage:
-    """The student recipe both students train with, and the step budget each gets (the same for both)."""
+    """The student recipe every student trains with, and the one rule that decides how long each trains.
+
+    The rule is the same for every student, on its own corpus: `epochs` passes over the corpus (or, without
+    `epochs`, `max_steps` optimizer steps), with `checkpoints` evenly spaced checkpoints compared on the
+    validation problems (`PipelineRecipe.validation`); the best one is the student. With `checkpoints: 0` the
+    final weights are the student.
+    """
 
     student: str = "tiny-student"
     max_steps: int | None = None
-    parallel: bool = True  # train the two students at once, one process (and one thread) each
+    epochs: float | None = None
+    checkpoints: int = 0
+    parallel: bool = True  # train the students at once, one process (and one thread) each
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.max_steps is not None:
+            raise ValueError("give train.epochs or train.max_steps, not both")
+        if self.checkpoints < 0:
+            raise ValueError(f"checkpoints: expected 0 or more, got {self.checkpoints}")
+
+
+@dataclass
+class ValidationStage:
+    """Checkpoint selection: `problems` training problems set aside before sampling (the teacher never sees
+    them, nor does any evaluation), on which each checkpoint answers `k` times at `temperature` (0: greedy)."""
+
+    problems: int = 0
+    k: int = 1
+    temperature: float = 0.0
+    max_new_tokens: int | None = None
 
 
 @dataclass
@@ -116,7 +148,7 @@ class EvalStage:
     k: int = 4
     max_new_tokens: int | None = None
     seed: int = 0
-    models: list[str] = field(default_factory=lambda: list(MODELS))
+    models: list[str] = field(default_factory=lambda: ["base", "unfiltered", "filtered", "teacher"])
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.models if m not in MODELS]
@@ -137,7 +169,9 @@ class PipelineRecipe:
     sample: SampleStage = field(default_factory=SampleStage)
     verify: VerifyStage = field(default_factory=VerifyStage)
     filter_config: str | None = None  # a filter config file; None: the defaults
+    students: list[str] = field(default_factory=lambda: ["filtered", "unfiltered"])
     train: TrainStage = field(default_factory=TrainStage)
+    validation: ValidationStage = field(default_factory=ValidationStage)
     eval: EvalStage = field(default_factory=EvalStage)
     set: list[str] = field(default_factory=list)
     path: str | None = None  # the recipe file (set by the loader)
@@ -146,6 +180,14 @@ class PipelineRecipe:
         for entry in self.set:
             if entry.split(".", 1)[0] not in ROUTED or "=" not in entry:
                 raise ValueError(f"set: {entry!r}: expected filters.GROUP.KEY=VALUE or student.KEY=VALUE")
+        unknown = [s for s in self.students if s not in STUDENTS]
+        if unknown or not self.students:
+            raise ValueError(f"students: expected some of {', '.join(STUDENTS)}, got {self.students}")
+        untrained = [m for m in self.eval.models if m in STUDENTS and m not in self.students]
+        if untrained:
+            raise ValueError(f"eval.models: {untrained} are not among the students trained ({self.students})")
+        if self.train.checkpoints and not self.validation.problems:
+            raise ValueError("train.checkpoints needs validation.problems (the problems checkpoints are compared on)")
 
     def folder(self) -> Path | None:
         """The recipe's folder, where the files it names are looked for first."""
@@ -293,33 +335,49 @@ def build_problems(spec: ProblemSet, recipe: PipelineRecipe) -> list[Problem]:
     return problems[: spec.limit] if spec.limit is not None else problems
 
 
-def unfiltered_config() -> FilterConfig:
-    """A filter config that keeps every sample: the baseline corpus of the comparison."""
-    off = ["decontamination", "truncation", "format", "correctness", "language", "repetition", "length"]
+def unfiltered_config(keep_correctness: bool = False) -> FilterConfig:
+    """A filter config that keeps every sample (the baseline corpus of the comparison), or with
+    `keep_correctness` every verified-correct sample: the correctness filter alone, no deduplication."""
+    off = ["decontamination", "truncation", "format", "language", "repetition", "length"]
+    off += [] if keep_correctness else ["correctness"]
     return load_filter_config(None, [f"{name}.enabled=false" for name in off]
                               + ["duplicates.exact=false", "duplicates.near=false"])
 
 
+def corpus_config(name: str, recipe: PipelineRecipe) -> FilterConfig:
+    """The filter config of one student's corpus (see STUDENTS)."""
+    if name == "filtered":
+        return recipe.filters()
+    return unfiltered_config(keep_correctness=name == "correct")
+
+
 def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
-    """Run (or resume) every stage of `recipe`; returns {run_dir, table, ran, skipped}."""
+    """Run (or resume) every stage of `recipe`; returns {run_dir, table, paired, ran, skipped}."""
     run_dir = Path(recipe.run_dir or f"runs/{recipe.name}")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "recipe.json", dataclasses.asdict(recipe))
     stages = Stages(run_dir)
     problems_dir = run_dir / "problems"
     train_file, heldout_file = problems_dir / "train.jsonl", problems_dir / "heldout.jsonl"
+    validation_file = problems_dir / "validation.jsonl"
 
     def make_problems(out: Path) -> None:
         heldout = build_problems(recipe.heldout, recipe)
         seen = {p.prompt if isinstance(p.prompt, str) else json.dumps(p.prompt) for p in heldout}
         train_set = [p for p in build_problems(recipe.train_problems, recipe)
                      if (p.prompt if isinstance(p.prompt, str) else json.dumps(p.prompt)) not in seen]
+        # The validation problems come out of the training problems (never the held-out ones), before sampling.
+        cut = len(train_set) - recipe.validation.problems
+        if cut < 1:
+            raise ConfigError(f"validation.problems {recipe.validation.problems}: leaves no training problems")
         write_jsonl(out / "heldout.jsonl", (to_dict(p) for p in heldout))
-        write_jsonl(out / "train.jsonl", (to_dict(p) for p in train_set))
-        log.info("problems: %d training (held-out prompts removed), %d held-out", len(train_set), len(heldout))
+        write_jsonl(out / "train.jsonl", (to_dict(p) for p in train_set[:cut]))
+        write_jsonl(out / "validation.jsonl", (to_dict(p) for p in train_set[cut:]))
+        log.info("problems: %d training, %d validation (held-out prompts removed), %d held-out", cut,
+                 len(train_set) - cut, len(heldout))
 
-    key = stages.run("problems", [dataclasses.asdict(recipe.train_problems), dataclasses.asdict(recipe.heldout)],
-                     make_problems)
+    key = stages.run("problems", [dataclasses.asdict(recipe.train_problems), dataclasses.asdict(recipe.heldout),
+                                  recipe.validation.problems], make_problems)
 
     teacher = resolve(recipe.sample.teacher, relative_to=recipe.folder(), kind="teacher", what="teacher profile")
     samples_dir = run_dir / "samples"
@@ -330,58 +388,117 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
                                                               unsafe_no_sandbox=recipe.verify.unsafe_no_sandbox)),
                      folder="samples")
 
-    config = recipe.filters()
-    filtered_key = stages.run("corpus-filtered", [key, dataclasses.asdict(config)],
-                              lambda out: filter_run(samples_dir, out, config=config))
-    unfiltered_key = stages.run("corpus-unfiltered", [key, "all filters off"],
-                                lambda out: filter_run(samples_dir, out, config=unfiltered_config()))
+    corpus_keys = {}
+    for name in recipe.students:
+        config = corpus_config(name, recipe)
+        corpus_keys[name] = stages.run(f"corpus-{name}", [key, dataclasses.asdict(config)],
+                                       lambda out, c=config: filter_run(samples_dir, out, config=c))
 
     student_file = resolve(recipe.train.student, relative_to=recipe.folder(), kind="student", what="student recipe")
     student = load_student_recipe(student_file, recipe.settings("student"))
-    train_inputs = [dataclasses.asdict(student), recipe.train.max_steps]
+    rule = {k: v for k, v in dataclasses.asdict(recipe.train).items() if k != "parallel"}
+    train_inputs = [dataclasses.asdict(student), rule, dataclasses.asdict(recipe.validation)]
     models: dict[str, tuple[str, str]] = {}  # name -> (checkpoint or profile, fingerprint)
-    corpora = (("filtered", filtered_key), ("unfiltered", unfiltered_key))
-    todo = [n for n, k in corpora if stages.pending(f"student-{n}", [k, train_inputs])]
+    todo = [n for n in recipe.students if stages.pending(f"student-{n}", [corpus_keys[n], train_inputs])]
+    job_args = {n: (student, recipe.train, recipe.validation, run_dir / f"corpus-{n}", run_dir / f"student-{n}",
+                    validation_file) for n in recipe.students}
     with _trainers(len(todo) if recipe.train.parallel else 1) as pool:
-        # Both students start at once when there is a process for each; each stage then waits for its own.
+        # The students start at once when there is a process for each; each stage then waits for its own.
         jobs: dict[str, Any] = {}
         for n in todo if pool else []:
             log.info("training student-%s in a worker process (progress in %s)", n, run_dir / f"student-{n}" / TRAIN_LOG)
-            jobs[n] = pool.submit(_train_student, student, run_dir / f"corpus-{n}", run_dir / f"student-{n}",
-                                  recipe.train.max_steps)
-        for name, corpus_key in corpora:
-            out_dir = run_dir / f"student-{name}"
-            fp = stages.run(f"student-{name}", [corpus_key, train_inputs],
-                            lambda out, n=name: jobs[n].result() if n in jobs else
-                            train(student, run_dir / f"corpus-{n}", out, max_steps=recipe.train.max_steps))
-            models[name] = (str(out_dir), fp)
-    models["base"] = (_base_checkpoint(student, run_dir), fingerprint_of(train_inputs))
+            jobs[n] = pool.submit(_student_in_worker, *job_args[n])
+        for name in recipe.students:
+            fp = stages.run(f"student-{name}", [corpus_keys[name], train_inputs],
+                            lambda out, n=name: jobs[n].result() if n in jobs else _student(*job_args[n]))
+            models[name] = (chosen_checkpoint(run_dir / f"student-{name}"), fp)
+    models["base"] = (_base_checkpoint(student, run_dir), fingerprint_of(train_inputs[0]))
     models["teacher"] = (str(teacher), fingerprint_of(str(teacher)))
 
-    eval_dirs: list[Path] = []
+    eval_dirs: dict[str, Path] = {}
     for name in recipe.eval.models:
         target, fp = models[name]
-        eval_dir = run_dir / f"eval-{name}"
+        eval_dirs[name] = run_dir / f"eval-{name}"
         stages.run(f"eval-{name}", [fp, dataclasses.asdict(recipe.eval), stages.done("problems")],
                    lambda out, n=name, t=target: _evaluate(n, t, heldout_file, out, recipe.eval))
-        eval_dirs.append(eval_dir)
 
-    table = compare([str(d) for d in eval_dirs])
-    atomic_write_text(run_dir / "results.md", table + "\n")
-    return {"run_dir": str(run_dir), "table": table, "ran": stages.ran, "skipped": stages.skipped}
+    table = compare([str(d) for d in eval_dirs.values()])
+    pairs = [("filtered", "unfiltered"), ("correct", "unfiltered"), ("filtered", "correct"), ("unfiltered", "base")]
+    paired_text, paired_numbers = paired_table(eval_dirs, pairs, "heldout")
+    atomic_write_text(run_dir / "results.md", f"{table}\n\n{paired_text}\n")
+    atomic_write_json(run_dir / "results.json", {"paired": paired_numbers, "models": {
+        n: json.loads((d / "summary.json").read_text(encoding="utf-8"))["benchmarks"]["heldout"]
+        for n, d in eval_dirs.items()}})
+    return {"run_dir": str(run_dir), "table": table, "paired": paired_text, "ran": stages.ran,
+            "skipped": stages.skipped}
 
 
-def _train_student(student: Any, corpus: Path, out: Path, max_steps: int | None) -> dict[str, Any]:
-    """Train one student in a worker process with one thread (two students share the cores). The
-    trainer's progress bars and per-step logs go to OUT/train.log, so that two students training at
-    once do not interleave them on the terminal above the pipeline's own lines."""
+def steps_per_epoch(student: StudentRecipe, corpus: Path) -> int:
+    """Optimizer steps of one pass over a corpus (one process): its rows over the batch, rounded up."""
+    rows = sum(1 for _ in read_jsonl(corpus_path(corpus)))
+    return max(1, math.ceil(rows / (student.per_device_train_batch_size * student.gradient_accumulation_steps)))
+
+
+def _student(student: StudentRecipe, rule: TrainStage, validation: ValidationStage, corpus: Path, out: Path,
+             validation_file: Path) -> dict[str, Any]:
+    """Train one student by the recipe's rule, then (with checkpoints) keep the best on the validation problems:
+    OUT/selection.json names it. Every student gets the same rule on its own corpus."""
+    settings = []
+    if rule.epochs is not None:
+        settings.append(f"num_train_epochs={rule.epochs}")
+    if rule.checkpoints:
+        total = rule.max_steps or math.ceil(steps_per_epoch(student, corpus) * (rule.epochs or student.num_train_epochs))
+        settings += [f"save_steps={max(1, math.ceil(total / rule.checkpoints))}", "save_total_limit=null"]
+    summary = train(student, corpus, out, max_steps=rule.max_steps, settings=settings)
+    if rule.checkpoints:
+        summary["selection"] = select_checkpoint(out, validation, validation_file)
+    return summary
+
+
+def select_checkpoint(out: Path, validation: ValidationStage, validation_file: Path) -> dict[str, Any]:
+    """Evaluate every checkpoint of a training run, and its final weights, on the validation problems; write
+    OUT/selection.json naming the best (the earliest of equals)."""
+    candidates = sorted((p for p in out.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
+                        key=lambda p: int(p.name.split("-")[1]))
+    final_step = json.loads((out / "train_metrics.json").read_text(encoding="utf-8"))["global_step"]
+    if not candidates or int(candidates[-1].name.split("-")[1]) != final_step:
+        candidates.append(out)  # the final weights, when no checkpoint holds them already
+    scores = []
+    for path in candidates:
+        label = path.name if path != out else "final"
+        summary = evaluate(model=str(path), benches=[str(validation_file)], k=validation.k,
+                           out_dir=out / "selection" / label, temperature=validation.temperature,
+                           max_new_tokens=validation.max_new_tokens, seed=0, label=label)
+        scores.append({"checkpoint": label, "path": path.name if path != out else ".",
+                       "validation_pass@1": summary["benchmarks"]["validation"]["pass@1"]})
+    best = max(scores, key=lambda s: s["validation_pass@1"])  # max keeps the first of equals
+    result = {"candidates": scores, "chosen": best["checkpoint"], "path": best["path"]}
+    atomic_write_json(out / "selection.json", result)
+    log.info("%s: kept %s (validation pass@1: %s)", out.name, best["checkpoint"],
+             ", ".join(f"{s['checkpoint']} {s['validation_pass@1']:.3f}" for s in scores))
+    return result
+
+
+def chosen_checkpoint(out: Path) -> str:
+    """A trained student's weights: the checkpoint its selection kept, else its final weights."""
+    selection = out / "selection.json"
+    if selection.is_file():
+        return str((out / json.loads(selection.read_text(encoding="utf-8"))["path"]).resolve())
+    return str(out)
+
+
+def _student_in_worker(student: StudentRecipe, rule: TrainStage, validation: ValidationStage, corpus: Path, out: Path,
+                       validation_file: Path) -> dict[str, Any]:
+    """One student in a worker process with one thread (the students share the cores). The trainer's progress
+    bars and per-step logs go to OUT/train.log, so that students training at once do not interleave them on
+    the terminal above the pipeline's own lines."""
     import torch
 
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / TRAIN_LOG, "a", encoding="utf-8") as log_file, \
             contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
-        return train(student, corpus, out, max_steps=max_steps)
+        return _student(student, rule, validation, corpus, out, validation_file)
 
 
 @contextlib.contextmanager

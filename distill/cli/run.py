@@ -21,4 +21,5 @@ def command(
     if result["skipped"]:
         typer.echo(f"skipped (complete): {', '.join(result['skipped'])}")
     typer.echo(result["table"])
+    typer.echo(result["paired"])
     typer.echo(f"run directory: {result['run_dir']} (table in results.md)")

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
+from distill.evaluate.metrics import mean_and_se, paired_difference
+from distill.jsonl import read_jsonl
 
 
 def load_summary(eval_dir: str | Path) -> dict[str, Any]:
@@ -132,3 +134,36 @@ def rich_table(dirs: list[str | Path]) -> Any:
     for row in rows:
         result.add_row(row[0], row[1], *(f"{p} ({c})" if p != "-" else "-" for p, c in zip(row[2::2], row[3::2], strict=True)))
     return result
+
+
+def per_problem(eval_dir: str | Path, bench: str) -> dict[str, float]:
+    """Problem id -> pass@1 of one benchmark of an evaluation directory (its saved per-problem results)."""
+    summary = load_summary(eval_dir)
+    result = summary["benchmarks"].get(bench)
+    if result is None:
+        raise DistillError(f"{eval_dir}: no results for benchmark {bench!r}")
+    path = Path(eval_dir) / result.get("dir", bench) / "problems.jsonl"
+    return {row["problem_id"]: row["pass@1"] for _, row in read_jsonl(path)}
+
+
+def paired(better: str | Path, worse: str | Path, bench: str) -> dict[str, float]:
+    """How much `better` beats `worse` on the same problems: the mean per-problem pass@1 difference with its
+    standard error (the paired test), and the unpaired standard error of the difference beside it.
+
+    The paired SE is smaller when the two models find the same problems easy; a margin of more than two
+    paired SEs says the gap would survive drawing other problems of the same kind.
+    """
+    a, b = per_problem(better, bench), per_problem(worse, bench)
+    diff, se = paired_difference(b, a)
+    (_, se_a), (_, se_b) = mean_and_se(list(a.values())), mean_and_se(list(b.values()))
+    return {"difference": diff, "paired_se": se, "unpaired_se": (se_a**2 + se_b**2) ** 0.5,
+            "margin_in_se": diff / se if se > 0 else float("inf") if diff > 0 else 0.0}
+
+
+def paired_table(dirs: dict[str, str | Path], pairs: list[tuple[str, str]], bench: str) -> tuple[str, dict[str, Any]]:
+    """Markdown rows "A − B: difference ± paired SE (unpaired SE)" for named evaluations, and the numbers."""
+    numbers = {f"{a} - {b}": paired(dirs[a], dirs[b], bench) for a, b in pairs if a in dirs and b in dirs}
+    rows = [[name, f"{100 * n['difference']:+.1f}", f"{100 * n['paired_se']:.1f}", f"{100 * n['unpaired_se']:.1f}",
+             f"{n['margin_in_se']:.1f}"] for name, n in numbers.items()]
+    text = markdown(["paired difference", "pass@1 points", "paired SE", "unpaired SE", "margin (paired SEs)"], rows)
+    return text, numbers
