@@ -46,3 +46,11 @@ def toy_problems_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("toy") / "problems.jsonl"
     write_jsonl(path, ({**to_dict(p), "gold": g} for p, g in generate(20, seed=0)))
     return path
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `bin/` folder of a fresh environment with distill installed from a wheel (tests/wheel.py)."""
+    from .wheel import install
+
+    return install(tmp_path_factory.mktemp("wheel"))

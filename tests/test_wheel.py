@@ -4,25 +4,11 @@ directory, it finds its shipped sets, teacher profiles, recipes and tiny checkpo
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .wheel import clean_env, install
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install(tmp_path_factory.mktemp("wheel"))
-
-
-def distill(bin_dir: Path, cwd: Path, *args: str) -> str:
-    env = clean_env(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    result = subprocess.run([str(bin_dir / "distill"), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                            env=env)
-    assert result.returncode == 0, f"distill {' '.join(args)}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
+from .wheel import distill
 
 
 @pytest.mark.slow

@@ -52,3 +52,12 @@ def install(work: Path) -> Path:
                            capture_output=True, text=True, cwd=work, env=clean_env()).stdout.strip()
     assert where.startswith(str(venv)), f"distill was imported from {where}, not from the installed wheel"
     return venv / "bin"
+
+
+def distill(bin_dir: Path, cwd: Path, *args: str, timeout: int = 300) -> str:
+    """Run the installed `distill` in `cwd`; a non-zero exit fails with the end of its output."""
+    env = clean_env(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    result = subprocess.run([str(bin_dir / "distill"), *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env=env)
+    assert result.returncode == 0, f"distill {' '.join(args)}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result.stdout

@@ -139,3 +139,21 @@ def test_published_artifacts_carry_no_local_path_or_placeholder_link(interrupted
         assert "https://github.com/)" not in text and "](https://github.com/" not in text, f"{path}: placeholder link"
     rows = [json.loads(line) for line in (run_dir / "corpus-filtered" / "corpus.jsonl").read_text().splitlines()]
     assert {row["teacher"] for row in rows} == {"tiny-careful"}  # the profile's name, not the checkpoint's path
+
+
+def test_with_the_correctness_filter_on_the_corpus_holds_only_verified_correct_samples(interrupted_run: dict,
+                                                                                      tmp_path: Path) -> None:
+    from distill.filters import filter_run, load_filter_config
+    from distill.text import assistant_text
+
+    run_dir: Path = interrupted_run["run_dir"]
+    verified = [json.loads(line) for line in (run_dir / "samples" / "verified.jsonl").read_text().splitlines()]
+    correct = {(s["problem_id"], assistant_text(s["reasoning"], s["content"])) for s in verified if s["correct"] is True}
+    funnel = filter_run(run_dir / "samples", tmp_path / "corpus",
+                        config=load_filter_config(None, ["decontamination.enabled=false", "truncation.enabled=false",
+                                                         "format.enabled=false", "duplicates.exact=false",
+                                                         "duplicates.near=false", "language.enabled=false",
+                                                         "repetition.enabled=false"]))
+    rows = [json.loads(line) for line in (tmp_path / "corpus" / "corpus.jsonl").read_text().splitlines()]
+    assert funnel["removed"]["correctness"] == sum(s["correct"] is not True for s in verified)
+    assert len(rows) == len(correct) and {(r["problem_id"], r["messages"][-1]["content"]) for r in rows} == correct
