@@ -16,17 +16,25 @@ resource limits, and says "ready" on its status channel before reading anything 
 never says so failed to start (`sandbox_error`); after that, nothing the program does can say so.
 
 Standard library only, and no `from __future__` import: the supervisor runs this file's source, after
-wire.py's, as `python -I -S -c SOURCE ROLE CONFIG` (see `sandbox.runner_source`).
+wire.py's, as `python -I -S -c SOURCE ROLE CONFIG` (see `sandbox.runner_command`).
 """
 
 import builtins
-import json
 import os
 import resource
 import sys
 
 if __name__ != "__main__":  # imported by the supervisor; inside a sandbox wire.py's source comes first
-    from distill.verify.wire import NotPlain, WireError, from_json, read_frame, to_json, write_frame
+    from distill.verify.wire import (
+        NotPlain,
+        WireError,
+        dumps,
+        from_json,
+        parse,
+        read_frame,
+        to_json,
+        write_frame,
+    )
 
 _LIMITS = {"cpu": resource.RLIMIT_CPU, "as": resource.RLIMIT_AS, "fsize": resource.RLIMIT_FSIZE,
            "nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC, "core": resource.RLIMIT_CORE}
@@ -47,13 +55,18 @@ def enter(config):
 
 def say(fd, **fields):
     """One JSON line on a status or verdict channel."""
-    data = (json.dumps(fields) + "\n").encode()
+    data = dumps(fields, 1 << 20) + b"\n"
     while data:
         data = data[os.write(fd, data):]
 
 
 def read_all(fd):
     """Everything the supervisor wrote on `fd`, as text; the fd is closed afterwards."""
+    return read_bytes(fd).decode("utf-8", "surrogatepass")
+
+
+def read_bytes(fd):
+    """Everything the supervisor wrote on `fd`; the fd is closed afterwards."""
     chunks = []
     while True:
         chunk = os.read(fd, 1 << 16)
@@ -61,7 +74,7 @@ def read_all(fd):
             break
         chunks.append(chunk)
     os.close(fd)
-    return b"".join(chunks).decode("utf-8", "replace")
+    return b"".join(chunks)
 
 
 def describe(err):
@@ -225,7 +238,7 @@ def run_tests(config):
     enter(config)
     verdict = config["verdict"]
     say(verdict, ready=True)
-    job = json.loads(read_all(config["job"]))
+    job = parse(read_bytes(config["job"]))
     ns = {"__name__": "__tests__", "__builtins__": builtins}
     for module in job["modules"]:  # stdlib modules the tests use without importing them (mbpp-596: sys)
         ns[module] = __import__(module)
@@ -331,7 +344,7 @@ def selftest(config):
     seen["self"] = os.getpid()
     seen["visible"] = [path for path in config["hidden"] if os.path.exists(path)]
     seen["env"] = sorted(os.environ)
-    print(json.dumps(seen))
+    print(dumps(seen).decode())
 
 
 ROLES = {"candidate": serve, "tests": run_tests, "stdio": run_stdio, "selftest": selftest}
@@ -339,7 +352,7 @@ ROLES = {"candidate": serve, "tests": run_tests, "stdio": run_stdio, "selftest":
 
 def main():
     """`python -I -S -c SOURCE ROLE CONFIG_JSON`."""
-    ROLES[sys.argv[1]](json.loads(sys.argv[2]))
+    ROLES[sys.argv[1]](parse(sys.argv[2].encode()))
 
 
 if __name__ == "__main__":

@@ -23,12 +23,14 @@ runners as plain processes (`launch(..., unsafe=True)`); verdicts then say `sand
 
 from __future__ import annotations
 
+import binascii
 import ctypes
 import functools
 import importlib.resources
 import itertools
 import json
 import logging
+import marshal
 import os
 import shutil
 import signal
@@ -87,6 +89,22 @@ def runner_source() -> str:
     here = importlib.resources.files("distill.verify")
     return here.joinpath("wire.py").read_text(encoding="utf-8") + "\n" + \
         here.joinpath("inside.py").read_text(encoding="utf-8")
+
+
+_BOOT = "import binascii,marshal,sys;exec(marshal.loads(binascii.a2b_base64(sys.argv.pop(1))))"
+
+
+@functools.lru_cache(maxsize=1)
+def _runner_code() -> str:
+    return binascii.b2a_base64(marshal.dumps(compile(runner_source(), "<sandbox-runner>", "exec")), newline=False).decode()
+
+
+def runner_command(python: str, role: str, config: dict) -> list[str]:
+    """`python -I -S -c ... ROLE CONFIG`: this interpreter gets the runner compiled once (marshal; compiling
+    600 lines costs each sandbox ~15 ms), another interpreter gets its source."""
+    if python == interpreter():
+        return [python, "-I", "-S", "-c", _BOOT, _runner_code(), role, json.dumps(config)]
+    return [python, "-I", "-S", "-c", runner_source(), role, json.dumps(config)]
 
 
 def interpreter() -> str:
@@ -236,8 +254,8 @@ def _uid() -> int:
 
 
 def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: bubblewrap dies with the process that started it (a
-    # pool worker killed by the watchdog, say), and bubblewrap's --die-with-parent takes the sandbox down.
+    # Runs in an unsafe run's child between fork and exec: it dies with the process that started it (a
+    # pool worker killed by the watchdog, say). Under bubblewrap, --die-with-parent does this.
     if _prctl is not None:
         _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
@@ -310,15 +328,15 @@ def launch(role: str, config: dict, limits: Limits, pass_fds: list[int], unsafe:
     `stdin`/`stdout`/`stderr` are fds for the program's standard streams (default /dev/null).
     """
     global _prctl
-    if _prctl is None:
-        _prctl = ctypes.CDLL(None, use_errno=True).prctl
     python = python or interpreter()
     config = {**config, "limits": limits.rlimits(), "uid": -1 if unsafe else _uid()}
-    program = [python, "-I", "-S", "-c", runner_source(), role, json.dumps(config)]
+    program = runner_command(python, role, config)
     streams = {"stdin": subprocess.DEVNULL if stdin is None else stdin,
                "stdout": subprocess.DEVNULL if stdout is None else stdout,
                "stderr": subprocess.DEVNULL if stderr is None else stderr}
     if unsafe:
+        if _prctl is None:
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
         scratch = tempfile.mkdtemp(prefix="distill-unsafe-")
         env = {**ENV, "HOME": scratch, "TMPDIR": scratch}
         proc = subprocess.Popen(program, cwd=scratch, env=env, pass_fds=pass_fds, start_new_session=True,
@@ -327,9 +345,11 @@ def launch(role: str, config: dict, limits: Limits, pass_fds: list[int], unsafe:
     status_r, status_w = os.pipe()
     os.set_blocking(status_r, False)
     try:
+        # No preexec_fn (it would rule out vfork, and fork copies a big process's page tables): bubblewrap's
+        # --die-with-parent already ties it, and the sandbox, to this process.
         proc = subprocess.Popen(bwrap_command(python, limits, status_w) + program, cwd="/",
                                 env={"PATH": os.environ.get("PATH", ENV["PATH"])}, pass_fds=[*pass_fds, status_w],
-                                start_new_session=True, preexec_fn=_die_with_parent, **streams)  # type: ignore[arg-type]
+                                start_new_session=True, **streams)  # type: ignore[arg-type]
     except BaseException:
         os.close(status_r)
         raise
