@@ -277,12 +277,12 @@ def run_pair(program: str, job: dict, limits: Limits, unsafe: bool = False, pyth
         os.close(fd)
     result = PairResult(sandbox="bwrap" if runs[0].sandboxed else "none")
     pump = Pump()
+    program_sent = False
     try:
         pump.read(c_status_r, 4096)
         pump.read(verdict_r, VERDICT_BYTES)
         pump.read(c_out_r, limits.output_bytes)
         pump.read(t_out_r, limits.output_bytes)
-        pump.write(c_program_w, program.encode("utf-8", "surrogatepass"))
         pump.write(job_w, json.dumps(job).encode("utf-8"))
         for run in runs:
             _watch_status(pump, run)
@@ -294,6 +294,11 @@ def run_pair(program: str, job: dict, limits: Limits, unsafe: bool = False, pyth
             pump.step(left)
             now = time.monotonic() - started
             messages = _lines(pump.data[verdict_r])
+            if not program_sent and messages:
+                # The program starts only once the tests' side is up: nothing it does (a CPU hog, a
+                # flood) can then keep the tests' sandbox from starting and pass as a sandbox failure.
+                pump.write(c_program_w, program.encode("utf-8", "surrogatepass"))
+                program_sent = True
             if result.startup is None and b"ready" in pump.data[c_status_r] and messages:
                 result.startup = now
             if result.loaded is None and any(m.get("stage") == "loaded" for m in messages):
@@ -313,6 +318,8 @@ def run_pair(program: str, job: dict, limits: Limits, unsafe: bool = False, pyth
         result.tests_ready = any(m.get("ready") is True for m in result.messages)
         result.candidate_output, result.tests_output = pump.text(c_out_r), pump.text(t_out_r)
         pump.close()
+        if not program_sent:
+            os.close(c_program_w)
     if verdict_r in pump.overflowed:
         result.messages.append({"malformed": "the verdict channel overflowed"})
     if not (result.candidate_ready and result.tests_ready):

@@ -27,7 +27,7 @@ from distill.records import Problem, Sample, Verdict
 from distill.verify import code as vcode
 from distill.verify import math as vmath
 from distill.verify.registry import apply_verdict, verify_sample
-from distill.verify.selftest import ensure_sandbox
+from distill.verify.selftest import ensure_sandbox, self_test
 from distill.verify.timeout import WALL_FACTOR
 
 MARGIN = 10.0
@@ -124,13 +124,22 @@ def verify_stream(problems_by_id: Mapping[str, Problem], samples: Iterable[Sampl
     workers = default_workers() if workers is None else max(1, workers)
 
     def checked(stream: Iterable[Sample]) -> Iterator[Sample]:
+        sandbox_checked = unsafe_no_sandbox
         for sample in stream:
             if sample.problem_id not in problems_by_id:
                 raise KeyError(f"problem_id {sample.problem_id!r} is not in the problem set")
+            if not sandbox_checked and problems_by_id[sample.problem_id].kind == "code":
+                ensure_sandbox()  # refuse before the first code sample goes anywhere
+                sandbox_checked = True
             yield sample
 
     if any(p.kind == "code" for p in problems_by_id.values()):
-        ensure_sandbox(unsafe_no_sandbox)  # once here, before any worker starts
+        # Run the self-test (or log the unsafe opt-in) here, once: forked workers inherit the result.
+        # The refusal itself waits for the first code sample, so that math alone still runs without it.
+        if unsafe_no_sandbox:
+            ensure_sandbox(unsafe_no_sandbox=True)
+        else:
+            self_test()
     if workers == 1:
         for sample in checked(samples):
             yield sample, verify_sample(problems_by_id[sample.problem_id], sample, answer_format, unsafe_no_sandbox)

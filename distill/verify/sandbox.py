@@ -32,6 +32,7 @@ import json
 import logging
 import marshal
 import os
+import select
 import shutil
 import signal
 import struct
@@ -358,9 +359,7 @@ def launch(role: str, config: dict, limits: Limits, pass_fds: list[int], unsafe:
     return Launched(proc, sandboxed=True, status_fd=status_r)
 
 
-def stop(run: Launched, grace: float = 10.0) -> None:
-    """Kill everything the sandbox runs and wait until it is gone (the namespace's first process exits
-    only once every process in the namespace has)."""
+def _kill_namespace(run: Launched) -> None:
     run.read_status()
     if run.pidfd is not None:
         try:
@@ -372,6 +371,16 @@ def stop(run: Launched, grace: float = 10.0) -> None:
             os.kill(run.child_pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def stop(run: Launched, grace: float = 10.0) -> None:
+    """Kill everything the sandbox runs and return once it is all gone.
+
+    The namespace's first process (bubblewrap's init, known from its JSON status) gets SIGKILL; the
+    kernel then kills every process in the namespace, and the init exits only after the last of them,
+    so waiting for the init (through its pidfd: bubblewrap's outer process may exit first) waits for all.
+    """
+    _kill_namespace(run)
     if not run.sandboxed:
         try:
             os.killpg(run.proc.pid, signal.SIGKILL)
@@ -385,6 +394,9 @@ def stop(run: Launched, grace: float = 10.0) -> None:
             run.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             log.error("sandbox: pid %d did not end after SIGKILL", run.proc.pid)
+    _kill_namespace(run)  # bubblewrap may have named its init only just now
+    if run.pidfd is not None and not select.select([run.pidfd], [], [], grace)[0]:
+        log.error("sandbox: the namespace of pid %s did not end after SIGKILL", run.child_pid)
     for fd in (run.pidfd, run.status_fd):
         if fd is not None:
             os.close(fd)
