@@ -66,6 +66,14 @@ class SampleStage:
 
 
 @dataclass
+class VerifyStage:
+    """Verification: worker processes (None: `verify_workers`), and whether code may run WITHOUT the sandbox."""
+
+    workers: int | None = None
+    unsafe_no_sandbox: bool = False
+
+
+@dataclass
 class FilterStage:
     """The filter config file (None: the defaults) and `group.key=value` overrides on top of it."""
 
@@ -109,6 +117,7 @@ class PipelineRecipe:
     run_dir: str | None = None  # default runs/<name>
     sample: SampleStage = field(default_factory=SampleStage)
     verify_workers: int | None = 1
+    verify: VerifyStage = field(default_factory=VerifyStage)
     filters: FilterStage = field(default_factory=FilterStage)
     train: TrainStage = field(default_factory=TrainStage)
     eval: EvalStage = field(default_factory=EvalStage)
@@ -248,8 +257,10 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
     key = stages.run("samples", [key, dataclasses.asdict(recipe.sample)],
                      lambda out: _generate(recipe, teacher_path, train_file, out))
     verified = run_dir / "verified" / "verified.jsonl"
-    key = stages.run("verified", [key, recipe.verify_workers],
-                     lambda out: _verify(run_dir / "samples", train_file, verified, recipe.verify_workers))
+    workers = recipe.verify.workers if recipe.verify.workers is not None else recipe.verify_workers
+    unsafe = recipe.verify.unsafe_no_sandbox
+    key = stages.run("verified", [key, workers] + (["unsafe_no_sandbox"] if unsafe else []),
+                     lambda out: _verify(run_dir / "samples", train_file, verified, workers, unsafe))
 
     from distill.filters import filter_run, load_filter_config
 
@@ -351,16 +362,19 @@ def _generate(recipe: PipelineRecipe, teacher: str, problems_file: Path, out: Pa
     generate_run(load_problems(str(problems_file)), profile, config, out, problems_source=str(problems_file))
 
 
-def _verify(run: Path, problems_file: Path, target: Path, workers: int | None) -> None:
-    """Judge every sample of the run into `target` (written whole under a temporary name)."""
+def _verify(run: Path, problems_file: Path, target: Path, workers: int | None, unsafe_no_sandbox: bool = False) -> None:
+    """Judge every sample of the run into `target` (written whole under a temporary name), each row with its
+    verdict's details (the filter stage reads `unsafe_no_sandbox` there)."""
     from distill.problems import load_problems
     from distill.sampling import read_manifest, read_samples
-    from distill.verify import verify_samples
+    from distill.verify import apply_verdict, verify_stream
 
     problems = {p.id: p for p in load_problems(str(problems_file))}
     answer_format = (read_manifest(run).get("teacher") or {}).get("answer_format") or "after_think"
     partial = target.with_name(target.name + ".partial")
-    write_jsonl(partial, (to_dict(s) for s in verify_samples(problems, read_samples(run), workers, answer_format)))
+    judged = verify_stream(problems, read_samples(run), workers, answer_format, unsafe_no_sandbox=unsafe_no_sandbox)
+    write_jsonl(partial, ({**to_dict(apply_verdict(s, v)), **({"details": v.details} if v.details else {})}
+                          for s, v in judged))
     os.replace(partial, target)
 
 

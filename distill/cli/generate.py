@@ -30,11 +30,14 @@ def command(
     max_samples: Annotated[int | None, typer.Option(help="Budget: stop after this many samples.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Budget: stop after this many completion tokens.")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Budget: stop at this cost in USD (profile prices).")] = None,
+    unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help=(
+        "With --until-correct: run code samples WITHOUT the bubblewrap sandbox.")),] = False,
 ) -> None:
     """Sample reasoning traces from a teacher."""
     from distill.errors import ConfigError
     from distill.problems import SHIPPED, load_problems
     from distill.sampling import Budget, generate_run, load_profile, parse_shard, profile_for_model
+    from distill.sampling.engine import default_verifier
 
     if teacher is None and model is None:
         raise ConfigError("give a teacher profile (--teacher teachers/X.yaml) or a model (--model PATH --backend B)")
@@ -57,10 +60,15 @@ def command(
     except ConfigError as err:
         raise ConfigError(f"sampling options: {err}") from err
     problem_set = load_problems(problems)
+    if until_correct is not None and any(p.kind == "code" for p in problem_set):
+        from distill.verify import ensure_sandbox
+
+        ensure_sandbox(unsafe_no_sandbox)  # refuse before paying for any sample
     source = problems if problems in SHIPPED or not Path(problems).exists() else str(Path(problems).resolve())
     summary = generate_run(
         problem_set, profile, config, out, problems_source=source, limit=limit, shard=parse_shard(shard),
         until_correct=until_correct, budget=Budget(max_samples, max_tokens, max_cost),
+        verifier=default_verifier(profile, unsafe_no_sandbox),
     )
     this_run = summary["this_run"]
     state = "complete" if summary["complete"] else f"stopped ({summary['stopped']})" if summary["stopped"] else "partial"

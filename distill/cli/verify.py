@@ -54,6 +54,9 @@ def command(
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     answer_format: Annotated[str | None, typer.Option(
         help="Where the answer sits: after_think or answer_tags (default: the run's teacher profile, else after_think).")] = None,
+    unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help=(
+        "Run code samples WITHOUT the bubblewrap sandbox: a program can then read and write your files, reach "
+        "the network and forge its own verdict. Every such verdict records sandbox: none.")),] = False,
 ) -> None:
     """Verify samples against their problems' references."""
     from distill.problems import load_problems
@@ -80,13 +83,14 @@ def command(
     partial = target.with_name(target.name + ".partial")
     target.parent.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
-    unisolated = 0
+    unsandboxed = 0
     with partial.open("w", encoding="utf-8") as handle:
-        for sample, verdict in verify_stream(problems_by_id, _read(files, problems_by_id), workers, answer_format):
+        for sample, verdict in verify_stream(problems_by_id, _read(files, problems_by_id), workers, answer_format,
+                                             unsafe_no_sandbox=unsafe_no_sandbox):
             row = to_dict(apply_verdict(sample, verdict))
             if verdict.details:
                 row["details"] = verdict.details
-                unisolated += verdict.details.get("network_isolated") is False
+                unsandboxed += verdict.details.get("unsafe_no_sandbox") is True
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             label = {True: "correct", False: "wrong", None: "null"}[verdict.correct]
             counts[label] += 1
@@ -98,6 +102,7 @@ def command(
     for key in sorted(k for k in counts if ":" in k):
         label, reason = key.split(":", 1)
         typer.echo(f"  {label:<5} {reason:<14} {counts[key]}")
-    if unisolated:
-        typer.echo(f"warning: {unisolated} code samples ran WITHOUT network isolation (install bubblewrap)", err=True)
+    if unsandboxed:
+        typer.echo(f"warning: {unsandboxed} code samples ran WITHOUT a sandbox (--unsafe-no-sandbox): their programs "
+                   "could have forged their verdicts", err=True)
     typer.echo(f"wrote {target}")

@@ -65,6 +65,8 @@ def card_text(funnel: dict[str, Any], config: FilterConfig, manifest: dict[str, 
         f"- Problem set: {funnel['problems']['source']} (fingerprint `{funnel['problems']['fingerprint']}`); "
         f"sources: {', '.join(sources) or 'unknown'}",
         f"- Problems: {funnel['problems']['entered']} with samples, {funnel['problems']['in_corpus']} in the corpus",
+        *([f"- **{funnel['unsafe_no_sandbox']} code samples were verified WITHOUT a sandbox** (`--unsafe-no-sandbox`):"
+           " their programs could have forged their verdicts"] if funnel.get("unsafe_no_sandbox") else []),
         "", "## Counts", "",
         f"{funnel['entered']} samples entered, {sum(removed.values())} were removed, {funnel['remaining']} remain.", "",
         "| filter | removed |", "|---|---|",
