@@ -123,3 +123,14 @@ def test_verify_with_the_unsafe_flag_runs_and_records_it(code_run: tuple[Path, P
     assert funnel["unsafe_no_sandbox"] == 2
     assert json.loads((tmp_path / "corpus" / "funnel.json").read_text())["unsafe_no_sandbox"] == 2
     assert "2 code samples were verified WITHOUT a sandbox" in (tmp_path / "corpus" / "README.md").read_text()
+
+
+def test_the_opt_in_is_a_config_key_of_run_and_reinforce_recipes(tmp_path: Path) -> None:
+    from distill.pipeline import load_recipe
+    from distill.reinforce.recipe import load_grpo_recipe
+
+    repo = Path(__file__).resolve().parents[2]
+    run = load_recipe(repo / "recipes" / "quickstart.yaml", overrides=["verify.unsafe_no_sandbox=true"])
+    assert run.verify.unsafe_no_sandbox is True and load_recipe(repo / "recipes" / "quickstart.yaml").verify.unsafe_no_sandbox is False
+    grpo = load_grpo_recipe(repo / "students" / "rl" / "r1.yaml", settings=["rewards.unsafe_no_sandbox=true"])
+    assert grpo.rewards.unsafe_no_sandbox is True
