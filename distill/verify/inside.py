@@ -346,6 +346,14 @@ def selftest(config):
     except OSError as err:
         seen["quota_held"] = err.errno in (errno.ENOSPC, errno.EDQUOT)
     seen["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    try:
+        child = os.fork()
+        if child == 0:
+            os._exit(0)
+        os.waitpid(child, 0)
+        seen["can_fork"] = True
+    except OSError:
+        seen["can_fork"] = False
     seen["self"] = os.getpid()
     seen["visible"] = [path for path in config["hidden"] if os.path.exists(path)]
     seen["env"] = sorted(os.environ)

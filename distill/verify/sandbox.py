@@ -254,6 +254,17 @@ def _uid() -> int:
     return _UID_BASE + ((os.getpid() & 0x3FFFFF) << 5) + next(_counter) % 32
 
 
+def _processes_of(uid: int) -> int:
+    """How many processes `uid` runs now (from /proc)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        try:
+            count += entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid
+        except OSError:
+            continue
+    return count
+
+
 def _die_with_parent() -> None:
     # Runs in an unsafe run's child between fork and exec: it dies with the process that started it (a
     # pool worker killed by the watchdog, say). Under bubblewrap, --die-with-parent does this.
@@ -330,7 +341,12 @@ def launch(role: str, config: dict, limits: Limits, pass_fds: list[int], unsafe:
     """
     global _prctl
     python = python or interpreter()
-    config = {**config, "limits": limits.rlimits(), "uid": -1 if unsafe else _uid()}
+    rlimits = limits.rlimits()
+    if unsafe and os.geteuid() != 0:
+        # No user namespace to count in: RLIMIT_NPROC counts every process of this user, so leave room
+        # for those already running.
+        rlimits["nproc"] += _processes_of(os.getuid())
+    config = {**config, "limits": rlimits, "uid": -1 if unsafe else _uid()}
     program = runner_command(python, role, config)
     streams = {"stdin": subprocess.DEVNULL if stdin is None else stdin,
                "stdout": subprocess.DEVNULL if stdout is None else stdout,

@@ -43,8 +43,9 @@ def self_test(python: str | None = None) -> str | None:
 
     Checks, from inside a sandbox: the uid is not 0 and no capability is left, the network is unreachable
     (a listening socket on the host's 127.0.0.1 and any interface but loopback), / is read-only, the
-    scratch quota holds, the program's processes are alone in their PID namespace, the host paths of
-    `_hidden_paths` are not visible, and the environment is scrubbed. Cached per interpreter.
+    scratch quota holds, the program's processes are alone in their PID namespace, it can still start a
+    process, the host paths of `_hidden_paths` are not visible, and the environment is scrubbed. Cached
+    per interpreter.
     """
     python = python or interpreter()
     if python in _CHECKED:
@@ -95,6 +96,9 @@ def _self_test(python: str) -> str | None:
         failures.append(f"other processes are visible ({seen['pids']})")
     if seen["visible"]:
         failures.append(f"host paths are visible: {', '.join(seen['visible'])}")
+    if not seen["can_fork"]:
+        failures.append("a program cannot start a process (the process limit counts outside the sandbox: "
+                        "Linux >= 5.14 counts it per user namespace)")
     if set(seen["env"]) - _ALLOWED_ENV:
         failures.append("the environment is not scrubbed")
     return "; ".join(failures) or None
