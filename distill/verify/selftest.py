@@ -15,7 +15,8 @@ import socket
 import subprocess
 
 from distill.verify.harness import run_role
-from distill.verify.sandbox import ENV, INSTALL_HINT, SCRATCH, Limits, SandboxUnavailable, interpreter, view
+from distill.verify.sandbox import ENV, INSTALL_HINT, SCRATCH, Limits, SandboxUnavailable, interpreter
+from distill.verify.view import view
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,7 @@ def self_test(python: str | None = None) -> str | None:
     else:
         try:
             reason = _self_test(python)
-        except SandboxUnavailable as err:
-            reason = str(err)
-        except (OSError, ValueError, subprocess.SubprocessError) as err:
+        except (OSError, ValueError, RuntimeError, subprocess.SubprocessError) as err:
             reason = f"the self-test could not run: {err}"
     _CHECKED[python] = reason
     return reason

@@ -21,6 +21,7 @@ from distill.records import Problem, Sample
 from distill.verify import sandbox, selftest
 from distill.verify.code import verify_code
 from distill.verify.harness import run_role
+from distill.verify.view import view
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -119,7 +120,7 @@ def test_self_test_passes_here(bwrap: None) -> None:
 
 def test_view_holds_only_the_interpreter_and_its_stdlib(bwrap: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-canary")
-    sites = [p for p in sandbox.view(sandbox.interpreter()).masks]
+    sites = list(view(sandbox.interpreter()).masks)
     program = (
         "import json, os, sys, importlib.util\n"
         f"sites = {sites!r}\n"
