@@ -359,7 +359,12 @@ def _generate(recipe: PipelineRecipe, teacher: str, problems_file: Path, out: Pa
     config = profile.sampling.replace(n=recipe.sample.n, max_new_tokens=recipe.sample.max_new_tokens,
                                       temperature=recipe.sample.temperature, top_p=recipe.sample.top_p,
                                       seed=recipe.sample.seed)
-    generate_run(load_problems(str(problems_file)), profile, config, out, problems_source=str(problems_file))
+    problems = load_problems(str(problems_file))
+    if any(p.kind == "code" for p in problems):
+        from distill.verify import ensure_sandbox
+
+        ensure_sandbox(recipe.verify.unsafe_no_sandbox)  # refuse before sampling what could not be verified
+    generate_run(problems, profile, config, out, problems_source=str(problems_file))
 
 
 def _verify(run: Path, problems_file: Path, target: Path, workers: int | None, unsafe_no_sandbox: bool = False) -> None:

@@ -147,6 +147,10 @@ def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: i
     # different seeds evaluate the same questions.
     everything = load_bench(spec)
     problems = everything[:limit] if limit is not None else everything
+    if any(p.kind == "code" for p in problems):
+        from distill.verify import ensure_sandbox
+
+        ensure_sandbox(unsafe_no_sandbox)  # refuse before sampling what could not be verified
     bench_dir = out_dir / name
     run_dir = bench_dir / "run"
     started = time.monotonic()

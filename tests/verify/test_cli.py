@@ -134,3 +134,15 @@ def test_the_opt_in_is_a_config_key_of_run_and_reinforce_recipes(tmp_path: Path)
     assert run.verify.unsafe_no_sandbox is True and load_recipe(repo / "recipes" / "quickstart.yaml").verify.unsafe_no_sandbox is False
     grpo = load_grpo_recipe(repo / "students" / "rl" / "r1.yaml", settings=["rewards.unsafe_no_sandbox=true"])
     assert grpo.rewards.unsafe_no_sandbox is True
+
+
+def test_eval_refuses_code_before_sampling(tmp_path: Path, tiny_model_dir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from distill.evaluate.run import evaluate
+    from distill.verify import SandboxUnavailable, selftest
+
+    monkeypatch.setenv("PATH", _without_bwrap(tmp_path)["PATH"])
+    monkeypatch.setattr(selftest, "_CHECKED", {})
+    with pytest.raises(SandboxUnavailable, match="bubblewrap"):
+        evaluate(model=str(tiny_model_dir), benches=["humaneval"], k=1, limit=2, out_dir=tmp_path / "eval")
+    assert not (tmp_path / "eval" / "humaneval" / "run").exists()  # nothing was sampled
