@@ -115,6 +115,14 @@ class Pump:
         self.owned.clear()
 
 
+def _reopenable(*fds: int) -> None:
+    """Let the sandbox's uid reopen its standard streams (`open('/dev/stdin')` goes through /proc/self/fd,
+    which checks the pipe's own mode; a pipe is 0600 and ours when we make it). Only a process that already
+    holds the pipe can reach it that way."""
+    for fd in fds:
+        os.fchmod(fd, 0o666)
+
+
 def _watch_status(pump: Pump, run: Launched) -> None:
     if run.status_fd is None:
         return
@@ -172,6 +180,7 @@ def run_role(role: str, config: dict, limits: Limits, stdin: bytes = b"", progra
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     mine = [status_w, program_r, in_r, out_w, err_w]
+    _reopenable(in_r, out_w, err_w)
     try:
         run = launch(role, {**config, "status": status_w, "program": program_r}, limits, [status_w, program_r],
                      unsafe=unsafe, python=python, stdin=in_r, stdout=out_w, stderr=err_w)
@@ -257,6 +266,7 @@ def run_pair(program: str, job: dict, limits: Limits, unsafe: bool = False, pyth
     c_out_r, c_out_w = os.pipe()
     t_out_r, t_out_w = os.pipe()
     theirs = [c_status_w, c_program_r, req_r, resp_w, verdict_w, job_r, resp_r, req_w, c_out_w, t_out_w]
+    _reopenable(c_out_w, t_out_w)
     ours = [c_status_r, c_program_w, verdict_r, job_w, c_out_r, t_out_r]
     runs: list[Launched] = []
     try:

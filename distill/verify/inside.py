@@ -98,6 +98,13 @@ def failure(err):
     return "wrong_answer" if isinstance(err, AssertionError) else "runtime_error"
 
 
+def _define_exit():
+    """exit() and quit(), which programs call and which `-S` leaves undefined (site defines them)."""
+    import site  # under -S, importing site runs nothing by itself
+
+    site.setquit()
+
+
 # The candidate's side -------------------------------------------------------------------------------
 
 
@@ -110,6 +117,7 @@ def serve(config):
     requests, responses = config["requests"], config["responses"]
     ns = {"__name__": "__solution__", "__builtins__": builtins}
     sys.argv = ["solution.py"]
+    _define_exit()
     try:
         exec(compile(program, "solution.py", "exec"), ns)
     except BaseException as err:  # noqa: B036 (the program's SystemExit, too, means it did not load)
@@ -303,9 +311,7 @@ def run_stdio(config):
     say(config["status"], ready=True)
     os.close(config["status"])
     program = read_all(config["program"])
-    import site  # under -S this defines nothing by itself; exit() and quit() are what programs use
-
-    site.setquit()
+    _define_exit()
     sys.argv = ["main.py"]
     ns = {"__name__": "__main__", "__builtins__": builtins, "__file__": "main.py"}
     exec(compile(program, "main.py", "exec"), ns)
