@@ -277,10 +277,9 @@ def run_tests(config):
         tests = [job["tests"][0] + "\n\ncheck(candidate)\n"]
     else:
         tests = list(job["tests"])
-        if job["setup"]:
-            tests_setup = job["setup"]
+        if job["setup"]:  # MBPP's test fixtures, built once, with the proxy bound (they may call it)
             try:
-                exec(compile(tests_setup, "setup.py", "exec"), ns)
+                exec(compile(job["setup"], "setup.py", "exec"), ns)
             except BaseException as err:  # noqa: B036
                 for index in range(len(tests)):
                     say(verdict, stage="test", index=index, status=failure(err), error="setup: " + describe(err))
