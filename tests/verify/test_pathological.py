@@ -1,8 +1,7 @@
 """Pathological completions cost little: answer and code extraction are linear and capped, so that each
 of these returns within the per-sample time limit, for every kind of problem: 1 MB with 10,000 unclosed
-`\\boxed{`, 20,000 blank lines, and 10,000 unclosed code fences. (Before issue #13, 8,000 unclosed
-boxes took 11 s and 20,000 blank lines 7 s in the choice extractor.) benchmarks/verify.py prints their
-times against a normal 1 MB completion.
+`\\boxed{`, 20,000 blank lines, and 10,000 unclosed code fences (each was quadratic somewhere before
+issue #13). benchmarks/verify.py prints their times against a normal 1 MB completion.
 """
 
 from __future__ import annotations
