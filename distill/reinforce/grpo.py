@@ -206,6 +206,10 @@ def reinforce(
         problem_list = problem_list[:limit]
     if not problem_list:
         raise ConfigError(f"{source}: no problems to train on")
+    if any(p.kind == "code" for p in problem_list):
+        from distill.verify import ensure_sandbox
+
+        ensure_sandbox(recipe.rewards.unsafe_no_sandbox)  # refuse before loading any model
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,6 +225,7 @@ def reinforce(
         language=recipe.rewards.language_target,
         workers=recipe.rewards.workers,
         eos_token_ids=[eos] if eos is not None else [],
+        unsafe_no_sandbox=recipe.rewards.unsafe_no_sandbox,
     )
     from datasets import Dataset
 
