@@ -21,6 +21,7 @@ from distill.records import Problem, prompt_text
 from distill.reinforce.recipe import GRPORecipe, load_grpo_recipe
 from distill.reinforce.rewards import RewardSet
 from distill.text import MATH_PROMPT_SUFFIX
+from distill.verify import ensure_sandbox
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
@@ -207,8 +208,6 @@ def reinforce(
     if not problem_list:
         raise ConfigError(f"{source}: no problems to train on")
     if any(p.kind == "code" for p in problem_list):
-        from distill.verify import ensure_sandbox
-
         ensure_sandbox(recipe.rewards.unsafe_no_sandbox)  # refuse before loading any model
 
     out = Path(out_dir)

@@ -130,8 +130,8 @@ def test_the_opt_in_is_a_config_key_of_run_and_reinforce_recipes(tmp_path: Path)
     from distill.reinforce.recipe import load_grpo_recipe
 
     repo = Path(__file__).resolve().parents[2]
-    run = load_recipe(repo / "recipes" / "quickstart.yaml", overrides=["verify.unsafe_no_sandbox=true"])
-    assert run.verify.unsafe_no_sandbox is True and load_recipe(repo / "recipes" / "quickstart.yaml").verify.unsafe_no_sandbox is False
+    run = load_recipe("quickstart", settings=["verify.unsafe_no_sandbox=true"])
+    assert run.verify.unsafe_no_sandbox is True and load_recipe("quickstart").verify.unsafe_no_sandbox is False
     grpo = load_grpo_recipe(repo / "students" / "rl" / "r1.yaml", settings=["rewards.unsafe_no_sandbox=true"])
     assert grpo.rewards.unsafe_no_sandbox is True
 
