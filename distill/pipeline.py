@@ -56,6 +56,7 @@ from distill.toy.problems import generate as toy_problems
 from distill.train import StudentRecipe, load_student_recipe, train
 from distill.train.data import corpus_path
 from distill.train.sft import materialize_tiny
+from distill.verify import ensure_sandbox
 from distill.verify_run import VerifyConfig, verify_run
 
 log = logging.getLogger(__name__)
@@ -518,7 +519,10 @@ def _generate(recipe: PipelineRecipe, teacher: str, problems_file: Path, out: Pa
     config = profile.sampling.replace(n=recipe.sample.n, max_new_tokens=recipe.sample.max_new_tokens,
                                       temperature=recipe.sample.temperature, top_p=recipe.sample.top_p,
                                       seed=recipe.sample.seed)
-    summary = generate_run(load_problems(str(problems_file)), profile, config, out, problems_source=str(problems_file))
+    problems = load_problems(str(problems_file))
+    if any(p.kind == "code" for p in problems):
+        ensure_sandbox(recipe.verify.unsafe_no_sandbox)  # refuse before sampling what could not be verified
+    summary = generate_run(problems, profile, config, out, problems_source=str(problems_file))
     if not summary["ok"]:
         raise DistillError(f"{out}: {summary['shard_missing']} samples missing ({summary['stopped'] or 'partial'}); "
                            "run the pipeline again to resume")

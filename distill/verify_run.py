@@ -18,15 +18,16 @@ from distill.errors import DistillError, RecordError
 from distill.jsonl import read_jsonl, write_jsonl
 from distill.records import Problem, Sample, from_dict, to_dict
 from distill.rundir import ReadReport, RunDir, run_problems
-from distill.verify import ANSWER_FORMATS, apply_verdict, verify_stream
+from distill.verify import ANSWER_FORMATS, apply_verdict, ensure_sandbox, verify_stream
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class VerifyConfig:
-    """How to verify: the problem set (default: the run's), workers, where the answer sits, and the
-    duplicate-key policy for merged shards (`keep: first`)."""
+    """How to verify: the problem set (default: the run's), workers, where the answer sits, the duplicate-key
+    policy for merged shards (`keep: first`), and the explicit opt-out of the code sandbox (recorded in every
+    verdict it touches)."""
 
     problems: str | None = None
     workers: int | None = None
@@ -88,12 +89,16 @@ def verify_run(source: str | Path, config: VerifyConfig | None = None, out: str 
         raise DistillError(f"--out {target}: would overwrite the input; choose another file")
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    if any(p.kind == "code" for p in problem_list):
+        ensure_sandbox(config.unsafe_no_sandbox)  # refuse in one line before judging anything
 
     def judged() -> Iterator[dict[str, Any]]:
-        for sample, verdict in verify_stream(problems, _checked(samples, problems), config.workers, answer_format):
+        for sample, verdict in verify_stream(problems, _checked(samples, problems), config.workers, answer_format,
+                                             unsafe_no_sandbox=config.unsafe_no_sandbox):
             row = to_dict(apply_verdict(sample, verdict))
             if verdict.details:
                 row["details"] = verdict.details
+                counts["unsandboxed"] += verdict.details.get("unsafe_no_sandbox") is True
             label = {True: "correct", False: "wrong", None: "null"}[verdict.correct]
             counts[label] += 1
             if verdict.correct is not True:
@@ -103,6 +108,7 @@ def verify_run(source: str | Path, config: VerifyConfig | None = None, out: str 
     written = run.write_verified(judged()) if run is not None and out is None else write_jsonl(target, judged())
     summary = {"samples": written, "correct": counts["correct"], "wrong": counts["wrong"], "null": counts["null"],
                "reasons": dict(sorted(reasons.items())), "out": str(target), "problems": problems_source,
+               "unsandboxed": counts["unsandboxed"],
                "answer_format": answer_format, "identical_duplicates": report.identical_duplicates,
                "kept_first": report.kept_first}
     log.info("%s: %d samples judged: %d correct, %d wrong, %d not judged", source, written, counts["correct"],

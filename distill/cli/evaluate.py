@@ -29,12 +29,14 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(help="Only the first N problems of each benchmark.")] = None,
     workers: Annotated[int | None, typer.Option(help="Verification worker processes.")] = None,
     label: Annotated[str | None, typer.Option(help="The model's name in summaries and tables.")] = None,
+    unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help=(
+        "Run code samples WITHOUT the bubblewrap sandbox (a program can then forge its verdict).")),] = False,
 ) -> None:
     """Evaluate a model with pass@1 over k samples, pass@k and cons@k."""
     benches = [b.strip() for b in bench.split(",") if b.strip()]
     summary = evaluate(model=model, teacher=teacher, benches=benches, k=k, out_dir=out, max_new_tokens=max_new_tokens,
                        limit=limit, temperature=temperature, top_p=top_p, seed=seed, backend=backend,
-                       base_url=base_url, workers=workers, label=label)
+                       base_url=base_url, workers=workers, label=label, unsafe_no_sandbox=unsafe_no_sandbox)
     for name, result in summary["benchmarks"].items():
         pass1, cons = cell(result)
         typer.echo(f"{name}: pass@1 {pass1} %, cons@{k} {cons} %, {result['problems']} problems x {k} samples, "

@@ -11,6 +11,8 @@ from distill.errors import ConfigError, DistillError
 from distill.problems import SHIPPED, load_problems
 from distill.rundir import parse_shard
 from distill.sampling import Budget, generate_run, resolve_teacher
+from distill.sampling.engine import default_verifier
+from distill.verify import ensure_sandbox
 
 
 def report(out: str, summary: dict) -> None:
@@ -53,6 +55,8 @@ def command(
     max_cost: Annotated[float | None, typer.Option(help="Budget: stop at this cost in USD (profile prices).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a profile key: GROUP.KEY=VALUE "
                                                    "(repeatable), e.g. vllm.max_model_len=4096.")] = None,
+    unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help=(
+        "With --until-correct: run code samples WITHOUT the bubblewrap sandbox.")),] = False,
 ) -> None:
     """Sample reasoning traces from a teacher."""
     settings = list(set_ or [])
@@ -72,9 +76,12 @@ def command(
     except ConfigError as err:
         raise ConfigError(f"sampling options: {err}") from err
     problem_set = load_problems(problems)
+    if until_correct is not None and any(p.kind == "code" for p in problem_set):
+        ensure_sandbox(unsafe_no_sandbox)  # refuse before paying for any sample
     source = problems if problems in SHIPPED or not Path(problems).exists() else str(Path(problems).resolve())
     summary = generate_run(
         problem_set, profile, config, out, problems_source=source, limit=limit, shard=parse_shard(shard),
         until_correct=until_correct, budget=Budget(max_samples, max_tokens, max_cost),
+        verifier=default_verifier(profile, unsafe_no_sandbox),
     )
     report(out, summary)

@@ -41,7 +41,7 @@ from distill.paths import public_name
 from distill.records import Problem, Sample
 from distill.rundir import read_samples
 from distill.sampling import generate_run, resolve_teacher
-from distill.verify import answers_equal, verify_samples
+from distill.verify import answers_equal, ensure_sandbox, verify_samples
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,11 @@ def cons_equal(kind: str) -> AnswerEqual | None:
     return None
 
 
-def _verify(problems: list[Problem], samples: list[Sample], answer_format: str, workers: int | None) -> list[Sample]:
+def _verify(problems: list[Problem], samples: list[Sample], answer_format: str, workers: int | None,
+            unsafe_no_sandbox: bool = False) -> list[Sample]:
     by_id = {p.id: p for p in problems}
-    return list(verify_samples(by_id, samples, workers=workers, answer_format=answer_format))
+    return list(verify_samples(by_id, samples, workers=workers, answer_format=answer_format,
+                               unsafe_no_sandbox=unsafe_no_sandbox))
 
 
 def _complete_samples(problems: list[Problem], samples: list[Sample], k: int, run_dir: Path) -> dict[str, list[Sample]]:
@@ -128,13 +130,15 @@ def _complete_samples(problems: list[Problem], samples: list[Sample], k: int, ru
 
 
 def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: int | None = None,
-                   workers: int | None = None, **generate_kwargs: Any) -> dict[str, Any]:
+                   workers: int | None = None, unsafe_no_sandbox: bool = False, **generate_kwargs: Any) -> dict[str, Any]:
     """Sample, verify and score one benchmark into out_dir/<bench>/; returns its summary entry."""
     name = bench_name(spec)
     # The benchmark itself (GPQA's shuffled choices) does not change with the sampling seed, so runs with
     # different seeds evaluate the same questions.
     everything = load_bench(spec)
     problems = everything[:limit] if limit is not None else everything
+    if any(p.kind == "code" for p in problems):
+        ensure_sandbox(unsafe_no_sandbox)  # refuse before sampling what could not be verified
     bench_dir = out_dir / name
     run_dir = bench_dir / "run"
     started = time.monotonic()
@@ -144,7 +148,7 @@ def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: i
     k = config.n
     by_problem = _complete_samples(problems, list(read_samples(run_dir)), k, run_dir)
     ordered = [s for p in problems for s in by_problem[p.id]]
-    verified = _verify(problems, ordered, profile.answer_format, workers)
+    verified = _verify(problems, ordered, profile.answer_format, workers, unsafe_no_sandbox)
     by_id: dict[str, list[Sample]] = defaultdict(list)
     for sample in verified:
         by_id[sample.problem_id].append(sample)
@@ -162,6 +166,8 @@ def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: i
     summary = aggregate(rows, verified, k)
     summary.update({"source": public_name(spec), "dir": name, "kinds": sorted({p.kind for p in problems}),
                     "seconds": round(time.monotonic() - started, 3)})
+    if unsafe_no_sandbox and "code" in summary["kinds"]:
+        summary["unsafe_no_sandbox"] = True  # its code ran without a sandbox: a program could forge its verdict
     log.info("%s: pass@1 %.3f ± %.3f over %d problems x %d samples", name, summary["pass@1"], summary["pass@1_se"],
              len(problems), k)
     return summary
@@ -171,7 +177,8 @@ def evaluate(model: str | None = None, teacher: str | None = None, benches: list
              out_dir: str | Path = "eval", max_new_tokens: int | None = None, limit: int | None = None,
              temperature: float | None = None, top_p: float | None = None, seed: int | None = None,
              backend: str = "transformers", base_url: str | None = None, workers: int | None = None,
-             profile: Any = None, label: str | None = None, **generate_kwargs: Any) -> dict[str, Any]:
+             profile: Any = None, label: str | None = None, unsafe_no_sandbox: bool = False,
+             **generate_kwargs: Any) -> dict[str, Any]:
     """Evaluate a model (`model`: a checkpoint, or `teacher`: a profile YAML, or a built `profile`) on
     `benches` with k samples per problem; writes out_dir/summary.json and per-benchmark results and
     returns the summary. Running it again resumes the sampling runs under out_dir."""
@@ -189,7 +196,8 @@ def evaluate(model: str | None = None, teacher: str | None = None, benches: list
     names = [bench_name(b) for b in benches]
     if len(set(names)) != len(names):
         raise DistillError(f"--bench {','.join(benches)}: two benchmarks share the name {names!r}")
-    results = {bench_name(spec): evaluate_bench(spec, profile, config, out, limit, workers, **generate_kwargs)
+    results = {bench_name(spec): evaluate_bench(spec, profile, config, out, limit, workers, unsafe_no_sandbox,
+                                                **generate_kwargs)
                for spec in benches}
     summary = {
         "model": label or profile.name,

@@ -68,6 +68,8 @@ def card_text(funnel: dict[str, Any], config: FilterConfig, manifest: dict[str, 
         f"- Prompts: recorded with each sample at sampling time ({funnel['prompts']['recorded']} rows)"
         + (f"; {funnel['prompts']['default']} rows had none and got R1's default prompt"
            if funnel["prompts"]["default"] else ""),
+        *([f"- **{funnel['unsafe_no_sandbox']} code samples were verified WITHOUT a sandbox** (`--unsafe-no-sandbox`):"
+           " their programs could have forged their verdicts"] if funnel.get("unsafe_no_sandbox") else []),
         "", "## Counts", "",
         f"{funnel['entered']} samples entered, {sum(removed.values())} were removed, {funnel['remaining']} remain.", "",
         "| filter | removed |", "|---|---|",

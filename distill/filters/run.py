@@ -191,6 +191,7 @@ def filter_run(
     stats: dict[str, list[int]] = {}  # problem id -> [samples, judged, correct]
     survivors: dict[str, array] = {}  # problem id -> flat (file number, byte offset) pairs
     finish: Counter[str] = Counter()
+    unsafe = 0  # samples whose code verdict came from a run without the sandbox (the verdict's details say so)
 
     try:
         for file_no, line, offset, obj in inputs.rows():
@@ -198,6 +199,7 @@ def filter_run(
             problem = by_id.get(sample.problem_id)
             funnel.enter(problem)
             finish[str(sample.finish_reason)] += 1
+            unsafe += (obj.get("details") or {}).get("unsafe_no_sandbox") is True
             if problem is None:
                 funnel.remove("unknown_problem", None)
                 writers.reject(sample, "unknown_problem", f"problem {sample.problem_id!r} is not in {problems_name}")
@@ -228,6 +230,7 @@ def filter_run(
                           "entered": len(stats), "in_corpus": info["problems_kept"]}
     result["prompts"] = {"recorded": info["prompts_recorded"], "default": info["prompts_default"]}
     result["finish_reasons"] = dict(finish.most_common())
+    result["unsafe_no_sandbox"] = unsafe
     rates = [c[2] / c[1] for c in stats.values() if c[1]]
     result["pass_rates"] = {"bins": [i / 10 for i in range(11)],
                             "problems": [sum(1 for r in rates if i / 10 <= r < (i + 1) / 10 or (i == 9 and r == 1.0))

@@ -21,6 +21,7 @@ from distill.records import Problem, prompt_text
 from distill.reinforce.recipe import GRPORecipe, load_grpo_recipe
 from distill.reinforce.rewards import RewardSet
 from distill.text import MATH_PROMPT_SUFFIX
+from distill.verify import ensure_sandbox
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
@@ -206,6 +207,8 @@ def reinforce(
         problem_list = problem_list[:limit]
     if not problem_list:
         raise ConfigError(f"{source}: no problems to train on")
+    if any(p.kind == "code" for p in problem_list):
+        ensure_sandbox(recipe.rewards.unsafe_no_sandbox)  # refuse before loading any model
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,6 +224,7 @@ def reinforce(
         language=recipe.rewards.language_target,
         workers=recipe.rewards.workers,
         eos_token_ids=[eos] if eos is not None else [],
+        unsafe_no_sandbox=recipe.rewards.unsafe_no_sandbox,
     )
     from datasets import Dataset
 

@@ -49,6 +49,8 @@ class RewardSettings:
     language_target: str = "en"
     # Processes verifying code completions in the sandbox (1 = in this process).
     workers: int = 1
+    # Run code completions WITHOUT the bubblewrap sandbox (a policy can then learn to forge its reward).
+    unsafe_no_sandbox: bool = False
 
 
 @dataclass

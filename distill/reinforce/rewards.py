@@ -23,10 +23,10 @@ from typing import Any
 from distill.records import Problem, Sample
 from distill.text import THINK_CLOSE, THINK_OPEN, language_share, split_completion
 from distill.verify import answer_part, extract_math_answer, verify_sample, verify_samples
+from distill.verify.extract import code_blocks
 
 log = logging.getLogger(__name__)
 
-FENCE = re.compile(r"```[^\n]*\n.*?```", re.DOTALL)
 RewardFunc = Callable[..., list]
 
 
@@ -68,7 +68,7 @@ def has_answer(problem: Problem, answer: str) -> bool:
     if problem.kind == "math":
         return extract_math_answer(answer) is not None
     if problem.kind == "code":
-        return FENCE.search(answer) is not None or "def " in answer
+        return bool(code_blocks(answer)) or "def " in answer
     return bool(answer.strip())
 
 
@@ -77,6 +77,8 @@ class RewardSet:
 
     `problems_by_id` maps the dataset's `problem_id` column to problems; `think_in_prompt` says the
     prompt opens `<think>`; `eos_token_ids` mark a completion that stopped (others were truncated).
+    Code completions run in the bubblewrap sandbox (`SandboxUnavailable` without one) unless
+    `unsafe_no_sandbox`, where a policy could learn to forge its reward.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class RewardSet:
         language: str = "en",
         workers: int = 1,
         eos_token_ids: Sequence[int] = (),
+        unsafe_no_sandbox: bool = False,
     ) -> None:
         self.problems_by_id = problems_by_id
         self.answer_format = answer_format
@@ -95,6 +98,7 @@ class RewardSet:
         self.language = language
         self.workers = workers
         self.eos_token_ids = set(eos_token_ids)
+        self.unsafe_no_sandbox = unsafe_no_sandbox
         available = {"accuracy": self.accuracy, "format": self.format, "language": self.language_consistency}
         unknown = set(weights) - set(available)
         if unknown:
@@ -146,12 +150,12 @@ class RewardSet:
         """1.0 verified correct, 0.0 wrong, None when the verifier cannot judge."""
         samples = self.samples(completions, problem_ids, completion_ids)
         if self.workers > 1 and any(self.problem(s.problem_id).kind == "code" for s in samples):
-            judged = verify_samples(self.problems_by_id, samples, workers=self.workers, answer_format=self.answer_format)
+            judged = verify_samples(self.problems_by_id, samples, workers=self.workers, answer_format=self.answer_format,
+                                    unsafe_no_sandbox=self.unsafe_no_sandbox)
             verdicts = [s.correct for s in judged]
         else:
-            verdicts = [
-                verify_sample(self.problem(s.problem_id), s, answer_format=self.answer_format).correct for s in samples
-            ]
+            verdicts = [verify_sample(self.problem(s.problem_id), s, answer_format=self.answer_format,
+                                      unsafe_no_sandbox=self.unsafe_no_sandbox).correct for s in samples]
         return [None if v is None else float(v) for v in verdicts]
 
     def format(self, completions: list, problem_ids: list[str], completion_ids: list | None = None) -> list:

@@ -98,10 +98,11 @@ def build_teacher(profile: TeacherProfile, **backend_options: Any) -> Teacher:
     raise ConfigError(f"backend {profile.backend!r}: expected transformers, vllm or openai")
 
 
-def default_verifier(profile: TeacherProfile) -> Verifier:
-    """`distill.verify.verify_sample` with the profile's answer format, imported when first needed."""
+def default_verifier(profile: TeacherProfile, unsafe_no_sandbox: bool = False) -> Verifier:
+    """`distill.verify.verify_sample` with the profile's answer format (code needs the sandbox unless
+    `unsafe_no_sandbox`)."""
     def verify(problem: Problem, sample: Sample) -> Any:
-        return verify_sample(problem, sample, answer_format=profile.answer_format)
+        return verify_sample(problem, sample, answer_format=profile.answer_format, unsafe_no_sandbox=unsafe_no_sandbox)
 
     return verify
 

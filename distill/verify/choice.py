@@ -10,7 +10,9 @@ from distill.verify.extract import answer_part, last_boxed
 _LETTER_PATTERNS = (
     re.compile(r"\\boxed\{\s*\(?([A-Z])\)?\s*\}"),
     re.compile(r"answer\s*(?:is|:)?\s*[:\s]*\**\(?([A-Z])\)?\**(?![A-Za-z])", re.IGNORECASE),
-    re.compile(r"^\s*\(?([A-Z])\)?[.:)]?\s*$", re.MULTILINE),
+    # A letter alone on its line. Not `^\s*...\s*$`: with MULTILINE, `\s*` from every line start runs over
+    # all the blank lines after it, which is quadratic in a run of blank lines.
+    re.compile(r"^[ \t\r\f\v]*\(?([A-Z])\)?[.:)]?[ \t\r\f\v]*$", re.MULTILINE),
     re.compile(r"\(([A-Z])\)"),
 )
 

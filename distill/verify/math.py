@@ -70,6 +70,15 @@ def _judge(reference: str, predicted: str) -> str:
     return "correct" if verify(gold, pred, timeout_seconds=None) else "wrong_answer"
 
 
+def _extract_and_judge(reference: str, part: str, last_number_fallback: bool) -> tuple[str | None, str]:
+    """The extracted answer and `_judge`'s outcome (`no_answer` when nothing is extracted): both under the
+    one time limit, so that a pathological completion cannot spend time before the limit applies."""
+    extracted = extract_math_answer(part, last_number_fallback=last_number_fallback)
+    if extracted is None:
+        return None, "no_answer"
+    return extracted, _judge(reference, extracted)
+
+
 def _equal(a: str, b: str) -> bool:
     from math_verify import verify
 
@@ -114,13 +123,13 @@ def verify_math(problem: Problem, sample: Sample, answer_format: str = "after_th
     part = answer_part(sample.content, answer_format)
     if part is None or sample.think_closed is False:
         return Verdict(False, "no_answer", verifier="math")
-    extracted = extract_math_answer(part, last_number_fallback=gsm8k_style(problem))
+    try:
+        extracted, outcome = call_with_time_limit(time_limit, _extract_and_judge, problem.answer, part,
+                                                  gsm8k_style(problem))
+    except TimeLimit:
+        return Verdict(None, "timeout", verifier="math")
     if extracted is None:
         return Verdict(False, "no_answer", verifier="math")
-    try:
-        outcome = call_with_time_limit(time_limit, _judge, problem.answer, extracted)
-    except TimeLimit:
-        return Verdict(None, "timeout", extracted=extracted, verifier="math")
     if outcome == "correct":
         return Verdict(True, None, extracted=extracted, verifier="math")
     if outcome == "bad_reference":

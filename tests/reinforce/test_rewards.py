@@ -138,3 +138,44 @@ def test_weighted_totals_and_group_std_follow_trl() -> None:
     assert weighted_totals([[None, 1.0], [None, 0.0]], [1.0, 1.0]) == [None, 1.0]
     assert group_std([1.0, 1.0], ["a", "a"]) == 0.0
     assert group_std([1.0, None], ["a", "a"]) is None
+
+
+# Wrong programs that each earned accuracy 1.0 against the harness before issue #13 (tests/verify/forgeries.py
+# has the full suite): an object equal to everything, builtins patched so the asserts never run, the
+# harness's own helpers rewritten from the caller's frame, and the asserts read back from memory.
+FORGED = {
+    "always_equal": "class Yes:\n    def __eq__(self, other):\n        return True\n"
+                    "def add(a, b):\n    return Yes()\n",
+    "patched_exec": "import builtins\n_exec = builtins.exec\n"
+                    "builtins.exec = lambda code, *a, **k: None if 'assert' in getattr(code, 'co_filename', '') "
+                    "else _exec(code, *a, **k)\ndef add(a, b):\n    return 0\n",
+    "caller_frames": "import sys\ndef add(a, b):\n    frame = sys._getframe(1)\n    while frame is not None:\n"
+                     "        for name in ('_kind', 'failure'):\n            if name in frame.f_globals:\n"
+                     "                frame.f_globals[name] = lambda *x: 'passed'\n        frame = frame.f_back\n"
+                     "    return 0\n",
+    "gc_scan": "import gc, re\ndef add(a, b):\n    for o in gc.get_objects():\n"
+               "        for s in (o if isinstance(o, (list, tuple)) else ()):\n"
+               "            m = re.search(r'add\\(%d, %d\\) == (-?\\d+)' % (a, b), s) if isinstance(s, str) else None\n"
+               "            if m:\n                return int(m.group(1))\n    return 0\n",
+}
+
+
+def _need_bwrap() -> None:
+    import os
+    import shutil
+
+    if shutil.which("bwrap") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI: bubblewrap (bwrap) is not installed")
+        pytest.skip("bubblewrap (bwrap) is not installed")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_forged_code_completion_earns_accuracy_zero(workers: int) -> None:
+    _need_bwrap()
+    right = "I add.\n</think>\n\n```python\ndef add(a, b):\n    return a + b\n```"
+    completions = [f"I forge.\n</think>\n\n```python\n{program}```" for program in FORGED.values()] + [right]
+    accuracy = rewards(workers=workers, weights={"accuracy": 1.0}).funcs[0]
+    values = accuracy(prompts=["p"] * len(completions), completions=completions, completion_ids=None,
+                      problem_id=["c1"] * len(completions))
+    assert values == [0.0] * len(FORGED) + [1.0]

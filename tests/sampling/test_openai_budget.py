@@ -9,9 +9,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from distill.rundir import read_samples
 
 from distill.errors import ConfigError
+from distill.rundir import read_samples
 from distill.sampling import Budget, SamplingConfig, TeacherProfile, build_teacher, generate_run, load_profile
 from distill.sampling.backends.transformers_backend import load_tokenizer
 from distill.sampling.engine import NO_TOKEN_COUNTS

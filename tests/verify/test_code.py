@@ -29,6 +29,8 @@ SUM_RIGHT = "t = int(input())\nfor _ in range(t):\n    a, b = map(int, input().s
 SUM_SPACED = ("import sys\nd = sys.stdin.read().split()\nt = int(d[0])\n"
               "print('\\n'.join(str(int(d[1+2*i]) + int(d[2+2*i])) + '   ' for i in range(t)) + '\\n\\n')\n")
 SUM_WRONG = "t = int(input())\nfor _ in range(t):\n    a, b = map(int, input().split())\n    print(a + b + (a < 0))\n"
+SUM_DEV_STDIN = ("d = open('/dev/stdin').read().split()\nout = open('/dev/stdout', 'w')\n"
+                 "out.write('\\n'.join(str(int(d[1+2*i]) + int(d[2+2*i])) for i in range(int(d[0]))))\nexit(0)\n")
 REVERSE_RIGHT = "print(' '.join(input().split()[::-1]))\n"
 REVERSE_CRASH = "w = input().split()\nassert len(w) > 1\nprint(' '.join(w[::-1]))\n"
 REVERSE_HANG = "w = input().split()\nwhile len(w) == 3:\n    pass\nprint(' '.join(w[::-1]))\n"
@@ -37,6 +39,7 @@ REVERSE_HANG = "w = input().split()\nwhile len(w) == 3:\n    pass\nprint(' '.joi
 @pytest.mark.parametrize("pid, program, correct, reason, passed", [
     ("stdio-sum", SUM_RIGHT, True, None, 3),
     ("stdio-sum", SUM_SPACED, True, None, 3),  # whitespace differences do not matter
+    ("stdio-sum", SUM_DEV_STDIN, True, None, 3),  # /dev/stdin and /dev/stdout reopen, exit() exists
     ("stdio-sum", SUM_WRONG, False, "wrong_answer", 2),
     ("stdio-reverse", REVERSE_RIGHT, True, None, 4),
     ("stdio-reverse", REVERSE_CRASH, False, "runtime_error", 3),
