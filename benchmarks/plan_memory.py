@@ -183,10 +183,14 @@ def run_case(name: str) -> dict[str, Any]:
     seconds = time.monotonic() - start
     events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
                     key=lambda e: e.start_ns())
+    bounds = phase_bounds(prof, spec["fused_loss"])
     current = peak = 0
     peak_ns = 0
+    by_phase: dict[str, int] = {}
     for event in events:
         current += event.nbytes()
+        phase = next((name for name, end in bounds if event.start_ns() < end), "optimizer step")
+        by_phase[phase] = max(by_phase.get(phase, 0), current)
         if current > peak:
             peak, peak_ns = current, event.start_ns()
     at_peak = innermost_ops(prof, peak_ns)
@@ -196,9 +200,26 @@ def run_case(name: str) -> dict[str, Any]:
         "case": name, **spec, "measured_gib": (before + peak) / GIB, "states_gib": before / GIB,
         "predicted_gib": predicted.total / GIB, "predicted_phase": predicted.phase,
         "predicted_parts_gib": {k: round(v / GIB, 3) for k, v in predicted.parts.items() if v},
-        "error": predicted.total / (before + peak) - 1, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
+        "error": predicted.total / (before + peak) - 1,
+        "measured_phases_gib": {k: round((before + v) / GIB, 3) for k, v in by_phase.items()},
+        "predicted_phases_gib": {k: round(v / GIB, 3) for k, v in predicted.phases.items()}, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
         "step_seconds": round(seconds, 1), "ops_at_peak": at_peak, "loss": loss, "torch": torch.__version__,
     }
+
+
+def phase_bounds(prof: Any, fused: bool) -> list[tuple[str, int]]:
+    """(phase, end time) in order: the forward ends where the backward starts; the loss backward ends with the
+    fused head's backward (or the full logits' log-softmax and head matmul); the layers' backward ends with
+    the last autograd function; the optimizer step follows."""
+    ops = [e for e in prof.profiler.kineto_results.events() if e.name().startswith("autograd::engine::evaluate_function")]
+    ops.sort(key=lambda e: e.start_ns())
+    if not ops:
+        return []
+    marker = "ChunkedLogProbFunctionBackward" if fused else "LogSoftmaxBackward0"
+    loss = [e for e in ops if marker in e.name()]
+    loss_end = loss[-1].start_ns() + loss[-1].duration_ns() if loss else ops[0].start_ns()
+    last = max(e.start_ns() + e.duration_ns() for e in ops)
+    return [("forward", ops[0].start_ns()), ("loss backward", loss_end), ("layers backward", last)]
 
 
 def innermost_ops(prof: Any, at_ns: int) -> list[str]:

@@ -12,19 +12,28 @@ def command(
     data: Annotated[str, typer.Option(help="Corpus directory (from distill filter).")],
     out: Annotated[str, typer.Option(help="Output directory; a run there resumes from its last checkpoint.")],
     max_steps: Annotated[int | None, typer.Option(help="Stop after S optimiser steps.")] = None,
-    num_processes: Annotated[int | None, typer.Option(help="Processes to launch (torchrun).")] = None,
+    num_processes: Annotated[int | None, typer.Option(help="Processes to launch over all machines (torchrun).")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a recipe key, KEY=YAML_VALUE (repeatable).")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Train even if the memory plan says it will not fit.")] = False,
+    num_machines: Annotated[int, typer.Option(help="Machines (nodes) in the run; --num-processes counts all.")] = 1,
+    machine_rank: Annotated[int, typer.Option(help="This machine's rank, 0..num-machines-1.")] = 0,
+    main_process_ip: Annotated[str | None, typer.Option(help="Address of machine 0 (the rendezvous).")] = None,
+    main_process_port: Annotated[int, typer.Option(help="Port on machine 0 for the rendezvous.")] = 29500,
 ) -> None:
-    """Fine-tune a student on a corpus with TRL's SFT trainer."""
+    """Fine-tune a student on a corpus with TRL's SFT trainer (refused when the memory plan says it will not
+    fit its hardware; see `distill plan`)."""
     import yaml
 
     from distill.cli.common import parse_mapping
     from distill.train import train
+    from distill.train.launch import Machines
 
     overrides = {k: yaml.safe_load(v) for k, v in parse_mapping(set_, "--set").items()}
-    path = train(student, data, out, max_steps=max_steps, num_processes=num_processes, overrides=overrides)
+    machines = Machines(num_machines, machine_rank, main_process_ip, main_process_port)
+    path = train(student, data, out, max_steps=max_steps, num_processes=num_processes, overrides=overrides,
+                 force=force, machines=machines)
     typer.echo(f"saved the student to {path}")
 
 

@@ -60,13 +60,24 @@ def layer_saves(workload: Workload, setup: Setup, p: Precision, shape: ModelShap
         sizes = s.linear_sizes()
         ca = p.adapter_compute
         rank = workload.student.lora_r
-        dropout = workload.student.lora_dropout > 0
-        total = 0.0
-        for name in lora:
-            i = sizes[name][0]
-            total += ca * T * i + (T * i if dropout else 0) + ca * T * rank
-        out["lora"] = total
+        # Dropout's mask: a bool from CUDA's fused kernel; on CPU torch multiplies by a noise tensor of the
+        # input's dtype (fp32 here) and saves it.
+        mask = (1 if setup.device == "cuda" else ca) if workload.student.lora_dropout > 0 else 0
+        out["lora"] = sum((ca + mask) * T * sizes[name][0] + ca * T * rank for name in lora)
     return out
+
+
+def first_layer_discount(workload: Workload, setup: Setup, p: Precision) -> float:
+    """Bytes the first layer does not save under LoRA without checkpointing: its input comes from a frozen
+    embedding and needs no gradient, so its first RMSNorm and the q/k/v adapters' dropout save nothing for it
+    (with checkpointing, peft's enable_input_require_grads makes the input need one)."""
+    if workload.student.mode == "full" or setup.checkpointing:
+        return 0.0
+    s = workload.student.shape
+    T = workload.tokens / setup.cp_size
+    mask = (1 if setup.device == "cuda" else p.adapter_compute) if workload.student.lora_dropout > 0 else 0
+    qkv = [n for n in ("q_proj", "k_proj", "v_proj") if n in _lora_linears(workload)]
+    return 4 * T * s.hidden_size + 4 * T + len(qkv) * mask * T * s.hidden_size
 
 
 def head_saves(workload: Workload, setup: Setup, p: Precision) -> dict[str, float]:

@@ -104,7 +104,7 @@ def estimate(workload: Workload, setup: Setup) -> Breakdown:
         saved = L * p.residual * T * shape.hidden_size + head
         recompute = layer  # one layer's activations are rebuilt during its backward
     else:
-        saved = L * layer + head
+        saved = L * layer + head - act.first_layer_discount(workload, setup, p)
         recompute = 0.0
     attention = act.attention_workspace(workload, setup, p)
     loss_fwd, loss_bwd = act.logits_bytes(workload, setup, p)

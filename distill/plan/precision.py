@@ -10,7 +10,8 @@ textbook formula) is what decides the bytes:
   18 bytes per parameter, sharded (DeepSpeed's own estimator uses 18).
 - peft keeps LoRA adapters in fp32 (`autocast_adapter_dtype`) and casts each adapter's input to fp32.
 - peft's `prepare_model_for_kbit_training` (QLoRA) casts every parameter that is not 4-bit (embeddings,
-  LM head, norms) to fp32. NF4 with double quantisation costs 0.5 + 1/64 + 4/(64*256) bytes per weight.
+  LM head, norms) to fp32, and bitsandbytes' Linear4bit returns its input's dtype: QLoRA's activations are
+  fp32. NF4 with double quantisation costs 0.5 + 1/64 + 4/(64*256) bytes per weight.
 - On CPU the project never autocasts (TrainingArguments' bf16 is set only with CUDA).
 """
 
@@ -69,6 +70,9 @@ def precision_path(workload: Workload, setup: Setup) -> Precision:
         c = 2 if (autocast or w == 2) else 4
         notes.append(f"{student.dtype} frozen base, fp32 adapters and moments")
         return Precision(4, w, w, 4, 8, c, c, adapter_compute, autocast, shard, tuple(notes))
-    c = 2 if autocast else 4  # load_model: bf16 compute with CUDA, fp32 on CPU
-    notes.append("NF4 base linears; embeddings, head and norms upcast to fp32 by prepare_model_for_kbit_training")
-    return Precision(4, NF4_BYTES, 4, 4, 8, c, 4, adapter_compute, autocast, shard, tuple(notes))
+    # bitsandbytes' Linear4bit computes in bf16 but returns its input's dtype, and the upcast embeddings and
+    # norms make that fp32: the residual stream and the MLP's tensors are fp32 on GPU as on CPU. (Attention
+    # runs in bf16 under autocast; counting it at fp32 overstates QLoRA's activations by a little.)
+    notes.append("NF4 base linears; embeddings, head and norms upcast to fp32 by prepare_model_for_kbit_training, "
+                 "so activations are fp32")
+    return Precision(4, NF4_BYTES, 4, 4, 8, 4, 4, adapter_compute, autocast, shard, tuple(notes))

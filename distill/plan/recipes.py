@@ -78,7 +78,7 @@ def grpo_workload(recipe: GRPORecipe, shape: ModelShape, prompt_tokens: int = 51
     max_completion_length tokens, a frozen reference copy when beta > 0, and the rollout engine: vLLM's
     reserved share of the GPU, or transformers' KV cache for the completions it generates."""
     g = recipe.grpo
-    dtype = "bfloat16" if g.bf16 or recipe.dtype == "bfloat16" else "float32"
+    dtype = "bfloat16" if recipe.dtype == "auto" else recipe.dtype  # "auto": the checkpoint's, bf16 for R1's bases
     student = TrainedModel(shape, mode="full", dtype=dtype, bf16=g.bf16)
     frozen = (FrozenModel(shape, "reference", dtype),) if g.beta > 0 else ()
     engine_vllm = g.generation == "vllm" or g.generation == "auto" and shape.total_params() > 1e8
