@@ -103,9 +103,11 @@ def load_model(recipe: StudentRecipe, base: str, tokenizer: PreTrainedTokenizerB
         from transformers import BitsAndBytesConfig
 
         compute = DTYPES[recipe.dtype] if torch.cuda.is_available() else torch.float32
+        # FSDP-QLoRA: FSDP2 can shard 4-bit weights only when they are stored in a float dtype.
+        storage = {"bnb_4bit_quant_storage": compute} if recipe.distributed == "fsdp" else {}
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
-            bnb_4bit_use_double_quant=True,
+            bnb_4bit_use_double_quant=True, **storage,
         )
         kwargs["dtype"] = compute
         if not torch.cuda.is_available():
