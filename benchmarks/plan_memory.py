@@ -47,13 +47,13 @@ def case(base: str, layers: int, seq: int, dtype: str = "bfloat16", mode: str = 
 
 CASES: dict[str, dict[str, Any]] = {
     "qwen1.5b-full-bf16-1k": case(QWEN15, 2, 1024),
+    "qwen1.5b-full-fp32-1k": case(QWEN15, 2, 1024, dtype="float32"),
     "qwen1.5b-full-bf16-2k": case(QWEN15, 2, 2048),
-    "qwen1.5b-full-bf16-4k": case(QWEN15, 2, 4096),
-    "qwen1.5b-full-bf16-8k": case(QWEN15, 2, 8192),
-    "qwen1.5b-full-bf16-8k-ckpt": case(QWEN15, 4, 8192, ckpt=True),
-    "qwen1.5b-full-fp32-2k": case(QWEN15, 2, 2048, dtype="float32"),
     "qwen1.5b-full-bf16-2k-logits": case(QWEN15, 2, 2048, fused=False),
+    "qwen1.5b-full-bf16-4k": case(QWEN15, 2, 4096),
     "qwen1.5b-lora-bf16-4k": case(QWEN15, 2, 4096, mode="lora"),
+    "qwen1.5b-full-bf16-8k": case(QWEN15, 2, 8192),
+    "qwen1.5b-full-bf16-8k-ckpt": case(QWEN15, 2, 8192, ckpt=True),
     "qwen7b-lora-bf16-2k": case(QWEN7, 2, 2048, mode="lora"),
     "qwen7b-full-bf16-1k": case(QWEN7, 1, 1024),
     "llama8b-lora-bf16-2k-ckpt": case(LLAMA8, 2, 2048, mode="lora", ckpt=True),
@@ -229,6 +229,17 @@ def innermost_ops(prof: Any, at_ns: int) -> list[str]:
     return [e.name() for e in sorted(ops, key=lambda e: -e.duration_ns())][-4:]
 
 
+def repredict(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored measurement with the planner's prediction recomputed by the code as it is now."""
+    from distill.plan import estimate
+
+    spec = {k: row[k] for k in ("base", "layers", "seq_len", "dtype", "mode", "checkpointing", "fused_loss",
+                                "micro_batch")}
+    predicted = estimate(*workload_of(spec))
+    return {**row, "predicted_gib": predicted.total / GIB, "predicted_phase": predicted.phase,
+            "error": predicted.total / GIB / row["measured_gib"] - 1}
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The Markdown table of measured against predicted peaks."""
     lines = ["| case | layers | tokens | dtype | mode | ckpt | loss | measured GiB | planner GiB | error | peak RSS GiB |",
@@ -250,6 +261,8 @@ def main() -> None:
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--published", action="store_true")
     parser.add_argument("--out", default=None, help="also write the results as JSON lines here")
+    parser.add_argument("--table", metavar="RESULTS.jsonl",
+                        help="print the table of stored measurements against the planner as it is now")
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(args.case)), flush=True)
@@ -260,6 +273,10 @@ def main() -> None:
         for name, spec in CASES.items():
             b = estimate(*workload_of(spec))
             print(f"{name:32s} predicted {b.total / GIB:6.2f} GiB at {b.phase}")
+        return
+    if args.table:
+        rows = [json.loads(line) for line in open(args.table, encoding="utf-8") if line.strip()]
+        print(table([repredict(row) for row in rows]))
         return
     if args.published:
         from published_plan import report  # benchmarks/published_plan.py

@@ -6,6 +6,7 @@ are never refused there)."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from distill.errors import ConfigError
 from distill.plan.hardware import Hardware, detect
@@ -14,6 +15,9 @@ from distill.plan.recipes import recipe_setup, student_workload
 from distill.plan.report import describe
 from distill.plan.search import Plan, plan
 from distill.train.recipe import StudentRecipe
+
+if TYPE_CHECKING:
+    from distill.reinforce.recipe import GRPORecipe
 
 log = logging.getLogger(__name__)
 ASSUMED_GPU_MEMORY_GIB = 80.0
@@ -78,3 +82,23 @@ def preflight(recipe: StudentRecipe, processes: int, machines: int = 1, force: b
         log.warning("--force: %s", message)
         return result
     raise ConfigError(message)
+
+
+def plan_grpo(recipe: GRPORecipe, model: str, hardware: Hardware | None = None) -> Plan | None:
+    """The plan of a GRPO run (`distill reinforce`): the policy, its reference model when beta > 0, and the
+    rollout engine, on `hardware` (default: what is detected). None when the model's shape is unknown offline."""
+    from distill.plan.recipes import grpo_workload, trl_fuses_sft_loss
+    from distill.plan.shapes import load_shape
+    from distill.plan.workload import Setup
+
+    try:
+        shape = load_shape(model)
+    except ConfigError as err:
+        log.info("no memory plan for GRPO: %s", err)
+        return None
+    hardware = hardware or detect()
+    workload = grpo_workload(recipe, shape, gpu_memory_gib=hardware.gpu_memory_gib)
+    setup = Setup(gpus_per_node=hardware.gpus_per_node, nodes=hardware.nodes, gpu_memory_gib=hardware.gpu_memory_gib,
+                  strategy="ddp", checkpointing=recipe.grpo.gradient_checkpointing, fused_loss=trl_fuses_sft_loss(),
+                  attention="sdpa", packing=False, device="cuda" if hardware.device == "cuda" else "cpu")
+    return plan(workload, setup)

@@ -122,7 +122,9 @@ def shape_from_config(config: dict[str, Any], name: str = "model") -> ModelShape
 
     >>> shape_from_config({"vocab_size": 100, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
     ...                    "num_attention_heads": 4, "num_key_value_heads": 2, "model_type": "qwen2"}).total_params()
-    51520
+    87104
+
+    (2 x 6,400 for the embedding and the untied head, 2 x 37,120 per layer, 64 for the final norm.)
     """
     text = config.get("text_config", config)
     try:

@@ -198,6 +198,11 @@ def reinforce(
     model_path = model or recipe.model
     if not model_path:
         raise ConfigError("no model: give --student CHECKPOINT or set `model` in the recipe")
+    from distill.plan.preflight import plan_grpo
+
+    memory = plan_grpo(recipe, model_path)  # policy + reference model + rollout engine
+    if memory is not None:
+        log.info("memory plan: %s", memory.verdict())
     source = problems or recipe.problems
     if not source:
         raise ConfigError("no problems: give --problems NAME|PATH or set `problems` in the recipe")

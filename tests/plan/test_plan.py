@@ -156,3 +156,16 @@ def test_cli_plan_prints_a_breakdown_and_a_verdict() -> None:
     ok = CliRunner().invoke(app, ["plan", "--student", "students/qwen2.5-math-7b.yaml", "--gpus", "8",
                                   "--gpu-memory", "80", "--seq-len", "4096", "--epoch-tokens", "1e9"])
     assert ok.exit_code == 0 and "verdict: fits" in ok.output and "h per epoch" in ok.output
+
+
+def test_plan_grpo_reads_the_checkpoint_and_counts_its_reference(tiny_model_dir) -> None:
+    from distill.plan.hardware import Hardware
+    from distill.plan.preflight import plan_grpo
+    from distill.reinforce.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict({"grpo": {"num_generations": 4, "per_device_train_batch_size": 8,
+                                        "max_completion_length": 64, "generation": "transformers"}})
+    result = plan_grpo(recipe, str(tiny_model_dir), Hardware(1, 8.0, 1, "cpu", "test"))
+    assert result is not None and result.fits and result.workload.frozen[0].role == "reference"
+    assert result.breakdown.phases["rollout"] > 0  # transformers' KV cache while it generates
+    assert plan_grpo(recipe, "someone/unknown-model") is None  # never downloads a config
