@@ -113,9 +113,8 @@ def batches(spec: dict[str, Any]):
     import torch
     from datasets import Dataset
 
-    from distill.train.data import IGNORE, PackedRowsCollator, pack_rows
-
     from distill.plan import KNOWN_SHAPES
+    from distill.train.data import IGNORE, PackedRowsCollator, pack_rows
 
     vocab = KNOWN_SHAPES[spec["base"]].vocab_size
     out = []

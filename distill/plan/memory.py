@@ -111,7 +111,6 @@ def estimate(workload: Workload, setup: Setup) -> Breakdown:
     layer_ws = act.layer_backward_workspace(workload, setup, p)
     trained_head = shape.head_params() if workload.student.mode == "full" else 0
     head_grad = grads * trained_head / max(workload.student.trainable_params(), 1)
-    layers_grad = grads - head_grad
     phases: dict[str, dict[str, float]] = {
         "forward": {"activations": saved, "attention workspace": attention, "logits and loss": loss_fwd},
         "loss backward": {"activations": saved, "attention workspace": attention, "logits and loss": loss_bwd},

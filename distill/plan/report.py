@@ -3,7 +3,7 @@ setup that fits and the throughput."""
 
 from __future__ import annotations
 
-from distill.plan.memory import GIB, KINDS, Breakdown
+from distill.plan.memory import KINDS, Breakdown
 from distill.plan.search import Plan
 from distill.plan.workload import Setup
 

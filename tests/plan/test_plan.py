@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from distill.cli import app
-from distill.plan import KNOWN_SHAPES, GIB, FrozenModel, Setup, TrainedModel, Workload, estimate
+from distill.plan import GIB, KNOWN_SHAPES, Setup, TrainedModel, Workload, estimate
 from distill.plan.activations import head_saves, layer_saves
 from distill.plan.memory import model_states
 from distill.plan.precision import NF4_BYTES, precision_path

@@ -54,11 +54,10 @@ def train(model: torch.nn.Module, batches: list[torch.Tensor]) -> list[float]:
 
 def fsdp(model: torch.nn.Module, mixed_precision: bool):
     """accelerate's FSDP2 preparation with the recipe's accelerate config, on CPU."""
+    import yaml
     from accelerate.utils.fsdp_utils import fsdp2_prepare_model
 
     from distill.train.launch import accelerate_plugin
-
-    import yaml
 
     config = REPO / "students" / "accelerate" / "fsdp.yaml"
     plugin = accelerate_plugin(config)
