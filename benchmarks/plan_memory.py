@@ -236,7 +236,23 @@ def repredict(row: dict[str, Any]) -> dict[str, Any]:
                                 "micro_batch")}
     predicted = estimate(*workload_of(spec))
     return {**row, "predicted_gib": predicted.total / GIB, "predicted_phase": predicted.phase,
-            "error": predicted.total / GIB / row["measured_gib"] - 1}
+            "error": predicted.total / GIB / row["measured_gib"] - 1,
+            "predicted_phases_gib": {k: v / GIB for k, v in predicted.phases.items()}}
+
+
+def phase_table(rows: list[dict[str, Any]]) -> str:
+    """Measured against predicted peaks phase by phase (the layers' backward against the largest of the
+    planner's first-layer, last-layer and embedding phases)."""
+    lines = ["| case | forward | loss backward | layers backward | optimizer step |", "|---|---|---|---|---|"]
+    for r in rows:
+        m, p = r["measured_phases_gib"], r["predicted_phases_gib"]
+        pred = {"forward": p["forward"], "loss backward": p["loss backward"],
+                "layers backward": max(p["first layer backward"], p["last layer backward"],
+                                       p.get("embedding backward", 0.0)),
+                "optimizer step": p["optimizer step"]}
+        cells = [f"{m[k]:.2f} / {pred[k]:.2f}" if k in m else "-" for k in pred]
+        lines.append(f"| {r['case']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -275,7 +291,10 @@ def main() -> None:
         return
     if args.table:
         rows = [json.loads(line) for line in open(args.table, encoding="utf-8") if line.strip()]
-        print(table([repredict(row) for row in rows]))
+        rows = [repredict(row) for row in rows]
+        print(table(rows))
+        print("\nmeasured / planner GiB at each phase's peak:\n")
+        print(phase_table(rows))
         return
     if args.published:
         from published_plan import report  # benchmarks/published_plan.py

@@ -121,8 +121,8 @@ def estimate(workload: Workload, setup: Setup) -> Breakdown:
         "optimizer step": {"gradients": grads},
     }
     if shape.tied_embeddings and workload.student.mode == "full":
-        # The embedding's dense gradient arrives while the head's is already held, then is added into it.
-        phases["optimizer step"]["gradients"] = grads + shape.embedding_params() * p.grad / p.shard
+        # The embedding's dense gradient arrives while the tied head's is already held, then is added into it.
+        phases["embedding backward"] = {"gradients": grads + shape.embedding_params() * p.grad / p.shard}
     if workload.generation_tokens:
         kv = 2 * L * shape.kv_dim * p.compute * workload.generation_tokens
         phases["rollout"] = {"generation": kv + base.get("generation", 0.0)}
