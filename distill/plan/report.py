@@ -35,24 +35,29 @@ def render(p: Plan, source: str = "") -> str:
     """The whole report."""
     w, s = p.workload, p.workload.student
     shape = s.shape
+    n = shape.total_params()
+    size = f"{n / 1e9:.2f}B" if n >= 1e8 else f"{n / 1e6:.2f}M"
+    unit = "GPU" if p.setup.device == "cuda" else "process"
     lines = [
-        f"model: {shape.name}: {shape.total_params() / 1e9:.2f}B parameters ({shape.num_layers} layers, hidden "
+        f"model: {shape.name}: {size} parameters ({shape.num_layers} layers, hidden "
         f"{shape.hidden_size}, vocabulary {shape.vocab_size}), {s.mode}"
         + (f" (r={s.lora_r}, {s.trainable_params() / 1e6:.1f}M trainable)" if s.mode != "full" else ""),
-        f"work: {w.micro_batch} sequence(s) x {w.seq_len} tokens per GPU per micro-step",
+        f"work: {w.micro_batch} sequence(s) x {w.seq_len} tokens per {unit} per micro-step",
     ]
     for m in w.frozen:
         lines.append(f"also: {m.role} {m.shape.name} ({m.dtype})" + (", served elsewhere: no memory here" if m.served else ""))
-    lines.append(f"setup: {describe(p.setup)}; {p.setup.gpu_memory_gib:.0f} GiB per GPU" + (f" ({source})" if source else ""))
+    lines.append(f"setup: {describe(p.setup)}; {p.setup.gpu_memory_gib:.0f} GiB per {unit}" + (f" ({source})" if source else ""))
     lines.append("precision: " + "; ".join(p.breakdown.precision.notes))
-    lines.append("per-GPU peak memory:")
+    lines.append(f"per-{unit} peak memory:")
     lines += breakdown_lines(p.breakdown)
     lines.append("verdict: " + p.verdict())
     if p.smallest is None:
         lines.append("smallest setup that fits: none up to 64 nodes")
     else:
         setup, breakdown = p.smallest
-        lines.append(f"smallest setup that fits: {describe(setup)} ({breakdown.gib():.1f} GiB per GPU)")
+        lines.append(f"smallest setup that fits: {describe(setup)} ({breakdown.gib():.1f} GiB per {unit})")
+    if p.setup.device != "cuda":
+        return "\n".join(lines)  # the throughput below is a GPU figure
     t = p.throughput
     lines.append(f"throughput at {100 * t.mfu:.0f} % MFU of {t.peak_tflops:.0f} TFLOP/s: {t.flops_per_token / 1e9:.1f} "
                  f"GFLOP per token, {t.tokens_per_second_per_gpu:,.0f} tokens/s per GPU, {t.tokens_per_second:,.0f} tokens/s "

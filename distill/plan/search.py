@@ -32,9 +32,11 @@ class Plan:
     def verdict(self) -> str:
         """One line: fits or not, and by how much."""
         need, have = self.breakdown.total / GIB, self.setup.gpu_memory_gib
+        unit = "GPU" if self.setup.device == "cuda" else "process"
         if self.fits:
-            return f"fits: {need:.1f} GiB of {have:.0f} GiB per GPU at the peak ({self.breakdown.phase})"
-        return f"does not fit: {need:.1f} GiB needed per GPU at the peak ({self.breakdown.phase}), {have:.0f} GiB available"
+            return f"fits: {need:.2f} GiB of {have:.1f} GiB per {unit} at the peak ({self.breakdown.phase})"
+        return (f"does not fit: {need:.1f} GiB needed per {unit} at the peak ({self.breakdown.phase}), "
+                f"{have:.1f} GiB available")
 
 
 def fits(breakdown: Breakdown, setup: Setup) -> bool:
