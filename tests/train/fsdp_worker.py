@@ -7,6 +7,7 @@ global losses and each rank's shard sizes:
 - ddp: torch DDP, fp32 (the reference);
 - fsdp_fp32: accelerate's own `fsdp2_prepare_model` (the wrap policy, unit carving and loading of
   students/accelerate/fsdp.yaml) with its mixed precision switched off;
+- fsdp_fused: the same with TRL's fused LM head computing the loss (SFTTrainer's loss);
 - fsdp_bf16: the same with the config's mixed precision (bf16 parameters in compute, fp32 masters).
 """
 
@@ -38,11 +39,14 @@ def model_and_batches(rank: int):
     return model, batches
 
 
-def train(model: torch.nn.Module, batches: list[torch.Tensor]) -> list[float]:
+def train(model: torch.nn.Module, batches: list[torch.Tensor], fused: bool = False) -> list[float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, foreach=False)
     losses = []
     for ids in batches:
-        loss = model(input_ids=ids, labels=ids).loss
+        if fused:  # TRL's fused LM head, as SFTTrainer.compute_loss calls it
+            loss = model(input_ids=ids, labels=ids, fused_lm_head=True).loss
+        else:
+            loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -85,6 +89,13 @@ def main() -> None:
     sharded, plugin = fsdp(model, mixed_precision=False)
     local = {n: (p.to_local().numel(), str(p.to_local().dtype)) for n, p in sharded.named_parameters()}
     out["fsdp_fp32"] = train(sharded, batches)
+
+    from trl.trainer.utils import add_fused_lm_head
+
+    model, batches = model_and_batches(rank)
+    add_fused_lm_head(model)  # before sharding, as SFTTrainer adds it before accelerate prepares the model
+    sharded, _ = fsdp(model, mixed_precision=False)
+    out["fsdp_fused"] = train(sharded, batches, fused=True)
 
     model, batches = model_and_batches(rank)
     sharded, plugin = fsdp(model, mixed_precision=True)

@@ -1,10 +1,14 @@
 """FSDP2 sharding for real on CPU: two gloo ranks under torchrun, prepared by accelerate's own
 `fsdp2_prepare_model` with students/accelerate/fsdp.yaml's wrap policy and mixed precision.
 
+Tested: accelerate's `fsdp2_prepare_model` (TRANSFORMER_BASED_WRAP units, the embedding/tail carving,
+`cpu_ram_efficient_loading`'s broadcast of rank 0's weights, the fp32 upcast under mixed precision),
+`FullyShardedDataParallelPlugin.set_mixed_precision` and TRL's fused LM head on the sharded model.
 Untested here (they need CUDA): `Accelerator.prepare`'s dispatch to FSDP (on CPU accelerate builds DDP
-instead, which is why `distill train` refuses distributed: fsdp there), TRL's SFTTrainer under FSDP (its
-fused LM head gathering the sharded head, FSDP checkpoint saving and resuming), NCCL, DeepSpeed ZeRO-3 and
-context parallelism.
+instead, which is why `distill train` refuses distributed: fsdp there), `accelerator.clip_grad_norm_` and
+the optimizer on DTensors inside the Trainer, FSDP's sharded checkpoint saving and resuming and the full
+state dict gathered for the final save, SFTTrainer's own FSDP paths, NCCL, DeepSpeed ZeRO-3 (the whole
+plugin) and context parallelism (accelerate's ParallelismConfig, torch's context_parallel).
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ def test_fsdp2_on_cpu_shards_each_parameter_and_matches_ddp(tmp_path: Path) -> N
     assert "FSDPQwen2DecoderLayer" in result["wrapped"]  # TRANSFORMER_BASED_WRAP: one unit per decoder layer
 
     # Sharded training is exact: the same losses as DDP, step by step.
-    for ddp, fsdp in zip(result["ddp"], result["fsdp_fp32"], strict=True):
+    for ddp, fsdp, fused in zip(result["ddp"], result["fsdp_fp32"], result["fsdp_fused"], strict=True):
         assert abs(fsdp - ddp) <= 1e-5 * abs(ddp)
+        assert abs(fused - ddp) <= 1e-5 * abs(ddp)  # TRL's fused LM head on the sharded model
     # The config's mixed precision: fp32 master shards, bf16 parameters in the forward, and losses that
     # differ from fp32 DDP by bf16 rounding only.
     assert result["bf16_masters"] == ["torch.float32"] and result["bf16_compute"] == ["torch.bfloat16"]
