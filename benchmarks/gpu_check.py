@@ -39,10 +39,18 @@ def peak_tflops() -> float:
 
 def loss_kind() -> str:
     """The fused loss available: TRL's chunked LM head, Liger's fused linear cross-entropy, or none."""
-    if importlib.util.find_spec("trl") is not None:
+    try:  # the carried TRL wheel may not import against the image's transformers: say so and fall back
+        from trl.kernels.chunked_logprob import ChunkedLogProbFunction  # noqa: F401
+
         return "trl-chunked"
-    if importlib.util.find_spec("liger_kernel") is not None:
+    except Exception as err:
+        print(f"TRL's chunked log-prob kernel not usable: {type(err).__name__}: {str(err)[:160]}")
+    try:
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss  # noqa: F401
+
         return "liger-flce"
+    except Exception as err:
+        print(f"Liger's fused linear cross-entropy not usable: {type(err).__name__}: {str(err)[:160]}")
     return "full-logits"
 
 
