@@ -2,7 +2,8 @@
 a few steps on this machine, and the peak bytes held by torch tensors are compared with `distill.plan`'s
 CPU-mode prediction for the same workload.
 
-    python benchmarks/plan_memory.py                 # every case, one subprocess each, one at a time (~1 hour)
+    python benchmarks/plan_memory.py --out R.jsonl   # every case, one subprocess each, one at a time (~1 hour)
+    python benchmarks/plan_memory.py --table R.jsonl # stored measurements against the planner as it is now
     python benchmarks/plan_memory.py --case NAME     # one case (prints one JSON line)
     python benchmarks/plan_memory.py --list          # the cases and their predicted peaks
     python benchmarks/plan_memory.py --published     # the published formulas and figures against the planner
