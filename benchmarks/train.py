@@ -29,8 +29,11 @@ The corpora:
   quickstart recipe with its sampling settings, and keeps every sample (all filters off, as the
   quickstart's unfiltered corpus). Student: students/tiny-student.yaml (the quickstart's student),
   with its max_length and batch size. Rows of a seeded tenth of the problems are held out.
-Every arm of a repeat runs in one process, one after another; `--repeats R` rotates their order and
-prints the median ratio, since a shared machine's load drifts. The thread count is printed.
+Every arm runs in this process, one after another. `--repeats R` trains the three arms R times, each
+repeat with the next trainer seed (a new data order; the starting weights stay the same) and the arms'
+order rotated, since a shared machine's load drifts; it prints the median ratio and every run's, and
+the spread of the random arm's held-out loss over seeds, the yardstick for the loss gaps. The thread
+count and the load average are printed.
 """
 
 from __future__ import annotations
@@ -106,8 +109,8 @@ def synthetic_rows(n: int, seed: int, tokenizer: Any, max_length: int, median: i
 
 
 def sample_quickstart_corpus(work: Path, problems: int) -> Path:
-    """Sample the quickstart's teacher on its first `problems` training problems with the quickstart's
-    sampling settings, and keep every sample (all filters off); returns the corpus directory. Resumes
+    """Sample the quickstart's teacher on its first `problems` training problems (the quickstart's full
+    corpus with 1,500) with the quickstart's sampling settings, and keep every sample (all filters off); returns the corpus directory. Resumes
     a sampling run left in WORK by an earlier call."""
     from distill.filters import filter_run
     from distill.jsonl import write_jsonl
@@ -115,7 +118,8 @@ def sample_quickstart_corpus(work: Path, problems: int) -> Path:
     from distill.sampling import generate_run, resolve_teacher
 
     recipe = load_recipe("quickstart")
-    chosen = build_problems(recipe.train_problems, recipe)[:problems]
+    heldout = {p.prompt for p in build_problems(recipe.heldout, recipe)}  # the pipeline drops these, too
+    chosen = [p for p in build_problems(recipe.train_problems, recipe) if p.prompt not in heldout][:problems]
     problems_file = work / "problems.jsonl"
     write_jsonl(problems_file, chosen)
     profile = resolve_teacher(recipe.sample.teacher)
@@ -213,9 +217,12 @@ def bench(name: str, student: str, extra: list[str], train_rows: list[dict], hel
     }
     for r in range(repeats):
         order = ARMS[r % 3:] + ARMS[: r % 3]
-        run: dict[str, Any] = {"order": order}
+        run: dict[str, Any] = {"order": order, "seed": recipe.seed + r}
         for arm in order:
-            result = train(student, work / "corpus", work / f"{arm}-{r}", settings=common + settings[arm])
+            # A fresh folder each time: train() resumes from a checkpoint in a folder it finds one in.
+            out_dir = tempfile.mkdtemp(prefix=f"{arm}-{r}-", dir=work)
+            result = train(student, work / "corpus", out_dir,
+                           settings=[*common, *settings[arm], f"seed={recipe.seed + r}"])
             runtime = result["train_runtime"]
             run[arm] = {"runtime_s": runtime, "tokens_per_s": report.total_tokens / runtime,
                         "steps": result["global_step"], "train_loss": result["train_loss"],
@@ -232,7 +239,7 @@ def print_result(r: dict[str, Any], threads: int) -> None:
           f"{r['packed_batch']} packed rows; student {r['student']}; "
           f"{r['heldout_rows']} held-out rows; {threads} thread(s)")
     for i, run in enumerate(r["runs"]):
-        print(f"-- repeat {i + 1} (order: {', '.join(run['order'])})")
+        print(f"-- repeat {i + 1} (trainer seed {run['seed']}; order: {', '.join(run['order'])})")
         for arm in ARMS:
             x = run[arm]
             print(f"   {LABELS[arm]:26s} {x['tokens_per_s']:8.0f} tokens/s ({x['runtime_s']:6.1f} s, "
@@ -242,7 +249,11 @@ def print_result(r: dict[str, Any], threads: int) -> None:
         gaps = [100 * (run[a]["heldout_loss"] / run[b]["heldout_loss"] - 1) for run in r["runs"]]
         print(f"{r['name']}: {a}/{'padded-' + b} tokens/s {statistics.median(ratios):.2f}x "
               f"(runs: {', '.join(f'{x:.2f}' for x in ratios)}); held-out loss {a} vs {b} "
-              f"{statistics.median(gaps):+.2f} %")
+              f"{statistics.median(gaps):+.2f} % (runs: {', '.join(f'{x:+.2f}' for x in gaps)})")
+    if len(r["runs"]) > 1:
+        losses = [run["random"]["heldout_loss"] for run in r["runs"]]
+        print(f"{r['name']}: padded-random held-out loss over {len(losses)} seeds: {min(losses):.4f} to "
+              f"{max(losses):.4f} ({100 * (max(losses) / min(losses) - 1):.2f} % apart)")
 
 
 def main() -> None:
@@ -256,7 +267,7 @@ def main() -> None:
     parser.add_argument("--real-problems", type=int, default=300, help="real, without --corpus: problems to sample")
     parser.add_argument("--batch", type=int, help="padded rows per batch (default: synthetic 8, real the student "
                         "recipe's)")
-    parser.add_argument("--repeats", type=int, default=1, help="train the three arms this many times, order rotated")
+    parser.add_argument("--repeats", type=int, default=1, help="train the three arms this many times (next seed, order rotated)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, help="keep the work here (a sampled real corpus is reused)")
     args = parser.parse_args()
