@@ -185,6 +185,13 @@ def match_steps(rows: int, packs: int, wanted: int, tolerance: float = 0.04) -> 
     return best[3], best[4]
 
 
+def has_twins(ids: list[int], lengths: list[int]) -> bool:
+    """Whether a packed row holds the same sample twice (two identical traces of one problem)."""
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    samples = [tuple(ids[s:s + n]) for s, n in zip(starts, lengths, strict=True)]
+    return len(set(samples)) < len(samples)
+
+
 def bench(name: str, student: str, extra: list[str], train_rows: list[dict], heldout: list[dict], work: Path,
           batch: int | None, repeats: int) -> dict[str, Any]:
     """Train the three arms of `student` (with `extra` settings) on `train_rows` (`repeats` times, order
@@ -201,7 +208,8 @@ def bench(name: str, student: str, extra: list[str], train_rows: list[dict], hel
     tokenizer = load_tokenizer(recipe, base_path(recipe, work / "probe"))
     dataset, report = build_dataset(train_rows, tokenizer, recipe.max_length, recipe.overlong)
     lengths = sorted(len(x) for x in dataset["input_ids"])
-    packs = len(pack_rows(dataset, recipe.max_length))
+    packed = pack_rows(dataset, recipe.max_length)
+    packs = len(packed)
     padded_batch, packed_batch = match_steps(len(dataset), packs, batch or recipe.per_device_train_batch_size)
     write_jsonl(work / "corpus" / "corpus.jsonl", train_rows)
     settings = {
@@ -214,6 +222,7 @@ def bench(name: str, student: str, extra: list[str], train_rows: list[dict], hel
         "name": name, "student": student, "max_length": recipe.max_length, "rows": len(dataset),
         "overlong": report.overlong, "tokens": report.total_tokens, "heldout_rows": len(heldout),
         "padded_batch": padded_batch, "packed_batch": packed_batch, "packed_rows": packs,
+        "packs_with_twins": sum(has_twins(row["input_ids"], row["seq_lengths"]) for row in packed),
         "length_p50": lengths[len(lengths) // 2], "length_p90": lengths[int(len(lengths) * 0.9)],
         "length_max": lengths[-1], "runs": [],
     }
@@ -237,7 +246,8 @@ def print_result(r: dict[str, Any], threads: int) -> None:
     """The corpus, each arm's figures per repeat, and the ratios against each padded baseline."""
     print(f"\n== {r['name']} corpus: {r['rows']} training rows ({r['overlong']} over max_length dropped), "
           f"{r['tokens']} tokens; length p50 {r['length_p50']}, p90 {r['length_p90']}, max {r['length_max']}; "
-          f"{r['packed_rows']} packed rows of <= {r['max_length']}; batches of {r['padded_batch']} padded rows, "
+          f"{r['packed_rows']} packed rows of <= {r['max_length']} ({r['packs_with_twins']} holding one sample "
+          f"twice); batches of {r['padded_batch']} padded rows, "
           f"{r['packed_batch']} packed rows; student {r['student']}; "
           f"{r['heldout_rows']} held-out rows; {threads} thread(s)")
     for i, run in enumerate(r["runs"]):
