@@ -1,8 +1,10 @@
 """Packed against padded SFT, with two padded baselines, on two corpora, in one run.
 
-    python benchmarks/train.py                              # both corpora, 1 thread (about 10 minutes)
+    python benchmarks/train.py                              # both corpora, 1 thread, one run of each arm
+    python benchmarks/train.py --repeats 3                  # BENCHMARKS.md (about 10 minutes on 2 busy cores)
+    python benchmarks/train.py --only real --real-problems 1500 --repeats 3    # the quickstart's 3,000 samples
     python benchmarks/train.py --only real --corpus runs/quickstart/corpus-unfiltered
-    python benchmarks/train.py --only synthetic --rows 400 --threads 2 --repeats 3
+    python benchmarks/train.py --only synthetic --rows 400 --threads 2
 
 Three arms train the same starting weights of one student (seed fixed) for one epoch over the same rows, so
 they see the same tokens:
@@ -283,34 +285,45 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, help="keep the work here (a sampled real corpus is reused)")
     args = parser.parse_args()
+    if min(args.rows, args.repeats, args.threads, args.real_problems, args.batch or 1) < 1:
+        parser.error("--rows, --repeats, --threads, --real-problems and --batch must be at least 1")
     logging.basicConfig(level=logging.WARNING)
+    from distill.errors import DistillError
+
+    try:
+        run(args)
+    except DistillError as error:  # a bad corpus or setting: one line, as the CLI prints it
+        raise SystemExit(f"error: {error}") from None
+
+
+def run(args: argparse.Namespace) -> None:
+    """Benchmark the corpora `args` asks for, printing each one's figures as soon as they are measured."""
     import torch
 
+    from distill.train.data import read_corpus
+    from distill.train.recipe import load_student_recipe
+    from distill.train.sft import base_path, load_tokenizer
+
     torch.set_num_threads(args.threads)
+    given = read_corpus(args.corpus) if args.corpus and args.only != "synthetic" else None  # fail before training
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-train-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"threads: {args.threads}; load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
-          f"{os.cpu_count()} CPUs; work in {work}")
-    results = []
+          f"{os.cpu_count()} CPUs; work in {work}", flush=True)
     if args.only in (None, "synthetic"):
-        from distill.train.recipe import load_student_recipe
-        from distill.train.sft import base_path, load_tokenizer
-
         extra = [f"max_length={args.max_length}", f"tiny.max_positions={max(2048, args.max_length)}"]
         recipe = load_student_recipe("tiny", extra)
         tokenizer = load_tokenizer(recipe, base_path(recipe, work / "synthetic" / "probe"))
         rows = synthetic_rows(args.rows, 1, tokenizer, recipe.max_length, args.median_tokens, args.sigma)
         heldout = synthetic_rows(32, 2, tokenizer, recipe.max_length, args.median_tokens, args.sigma)
-        results.append(bench("synthetic", "tiny", extra, rows, heldout, work / "synthetic", args.batch or 8,
-                             args.repeats))
+        print_result(bench("synthetic", "tiny", extra, rows, heldout, work / "synthetic", args.batch or 8,
+                           args.repeats), args.threads)
     if args.only in (None, "real"):
-        from distill.train.data import read_corpus
-
-        corpus = args.corpus or sample_quickstart_corpus(work / "real-sampled", args.real_problems)
-        rows, heldout = split_by_problem(read_corpus(corpus), 0.1, seed=0)
-        results.append(bench("real", "tiny-student", [], rows, heldout, work / "real", args.batch, args.repeats))
-    for r in results:
-        print_result(r, args.threads)
+        if given is None:
+            given = read_corpus(sample_quickstart_corpus(work / "real-sampled", args.real_problems))
+        rows, heldout = split_by_problem(given, 0.1, seed=0)
+        print_result(bench("real", "tiny-student", [], rows, heldout, work / "real", args.batch, args.repeats),
+                     args.threads)
     print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
