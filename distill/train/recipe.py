@@ -71,6 +71,8 @@ class StudentRecipe:
     max_length: int = 1024
     overlong: Literal["drop", "truncate"] = "drop"
     packing: bool = True
+    # transformers' sampler, under its own name: "group_by_length" batches rows of similar length (less padding)
+    train_sampling_strategy: Literal["random", "sequential", "group_by_length", "batch_rebalance"] = "random"
     learning_rate: float = 5e-5
     num_train_epochs: float = 3.0
     lr_scheduler_type: str = "cosine"

@@ -184,6 +184,7 @@ def sft_config(recipe: StudentRecipe, out_dir: Path, max_steps: int | None) -> A
         warmup_steps=recipe.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
         weight_decay=recipe.weight_decay,
         max_grad_norm=recipe.max_grad_norm,
+        train_sampling_strategy=recipe.train_sampling_strategy,
         per_device_train_batch_size=recipe.per_device_train_batch_size,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
         bf16=recipe.bf16 and on_gpu,
