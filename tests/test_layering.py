@@ -26,12 +26,16 @@ def modules() -> dict[str, Path]:
 
 
 def imports(path: Path, known: set[str]) -> list[tuple[str, int, bool]]:
-    """(imported distill module, line, inside a function) for every import statement of a file."""
+    """(imported distill module, line, inside a function) for every import statement of a file that runs
+    (those under `if TYPE_CHECKING:` never do). Importing `distill.a.b` from outside the package `distill.a`
+    first runs `distill.a` itself, so such an import also counts as one of that package."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: list[tuple[str, int, bool]] = []
 
     def visit(node: ast.AST, nested: bool) -> None:
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
             inner = nested or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.Import):
                 found.extend((alias.name, child.lineno, nested) for alias in child.names if alias.name.startswith("distill"))
@@ -42,7 +46,9 @@ def imports(path: Path, known: set[str]) -> list[tuple[str, int, bool]]:
             visit(child, inner)
 
     visit(tree, False)
-    return found
+    own = module_name(path)
+    parents = [(".".join(t.split(".")[:i]), line, nested) for t, line, nested in found for i in range(2, t.count(".") + 1)]
+    return found + [p for p in parents if p[0] in known and not (own + ".").startswith(p[0] + ".")]
 
 
 def graph() -> dict[str, list[tuple[str, int, bool]]]:

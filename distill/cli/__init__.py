@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from distill.cli import evaluate, filter, generate, problems, reinforce, report, run, toy, train, verify
+from distill.cli import evaluate, filter, generate, plan, problems, reinforce, report, run, toy, train, verify
 from distill.errors import DistillError
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ app.command("generate")(generate.command)
 app.command("verify")(verify.command)
 app.command("filter")(filter.command)
 app.command("train")(train.command)
+app.command("plan")(plan.command)
 app.command("eval")(evaluate.eval_command)
 app.command("compare")(evaluate.compare_command)
 app.command("export")(train.export_command)

@@ -16,6 +16,7 @@ from distill.atomic import atomic_write_json
 from distill.config import with_settings
 from distill.errors import ConfigError
 from distill.jsonl import JsonlWriter, read_jsonl, write_jsonl
+from distill.plan.preflight import plan_grpo
 from distill.problems import fingerprint, load_problems
 from distill.records import Problem, prompt_text
 from distill.reinforce.recipe import GRPORecipe, load_grpo_recipe
@@ -198,6 +199,10 @@ def reinforce(
     model_path = model or recipe.model
     if not model_path:
         raise ConfigError("no model: give --student CHECKPOINT or set `model` in the recipe")
+
+    memory = plan_grpo(recipe, model_path)  # policy + reference model + rollout engine
+    if memory is not None:
+        log.info("memory plan: %s", memory.verdict())
     source = problems or recipe.problems
     if not source:
         raise ConfigError("no problems: give --problems NAME|PATH or set `problems` in the recipe")

@@ -20,10 +20,11 @@ import yaml
 from distill.atomic import atomic_write_json, atomic_write_text
 from distill.config import with_settings
 from distill.errors import ConfigError
+from distill.plan.preflight import preflight
 from distill.text import R1_TEMPERATURE, R1_TOP_P
 from distill.train.card import write_card
 from distill.train.data import build_dataset, check_template, read_corpus, write_report
-from distill.train.launch import launch
+from distill.train.launch import Machines, launch
 from distill.train.recipe import StudentRecipe, load_student_recipe
 from distill.train.sft import base_path, build_trainer, check_report_to, load_model, load_tokenizer
 
@@ -47,6 +48,22 @@ def check_devices(recipe: StudentRecipe) -> None:
             f"{recipe.path}: distributed: {recipe.distributed} needs CUDA devices, and none is visible; "
             "accelerate would silently fall back to DDP on CPU. Use distributed: ddp (or a GPU machine)."
         )
+
+
+def check_kernels(recipe: StudentRecipe) -> None:
+    """Refuse `use_liger_kernel` where Liger cannot run: not installed, or no CUDA device (its kernels are
+    Triton kernels)."""
+    import importlib.util
+
+    import torch
+
+    if not recipe.use_liger_kernel:
+        return
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise ConfigError(f"{recipe.path}: key 'use_liger_kernel': liger-kernel is not installed "
+                          "(pip install liger-kernel), or set use_liger_kernel: false")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{recipe.path}: key 'use_liger_kernel': Liger's kernels need a CUDA device, and none is visible")
 
 
 def last_checkpoint(out_dir: Path) -> str | None:
@@ -93,20 +110,30 @@ def train(
     max_steps: int | None = None,
     num_processes: int | None = None,
     settings: list[str] | None = None,
+    force: bool = False,
+    machines: Machines | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the recipe's student (a loaded recipe, a path or a shipped name, with `KEY=VALUE`
     `settings` on top) on DATA_DIR/corpus.jsonl into OUT; returns the summary (OUT/train_metrics.json,
     with `out_dir`).
 
     Resumes from the newest OUT/checkpoint-N when there is one (its step count continues); with
-    `num_processes` > 1 (or the recipe's) relaunches itself under torchrun (or accelerate for FSDP/ZeRO-3).
+    `num_processes` > 1 (or the recipe's; all processes over all machines) or several `machines`, relaunches
+    itself under torchrun (or accelerate for FSDP/ZeRO-3). First, the memory plan checks that the run fits
+    its hardware (distill.plan.preflight) and refuses it if not, unless `force`.
     """
     recipe = resolve_recipe(recipe_or_path, settings)
     out = Path(out_dir).resolve()
     data = Path(data_dir).resolve()
+    machines = machines or Machines()
     check_devices(recipe)
+    check_kernels(recipe)
     check_report_to(recipe, [recipe.report_to] if isinstance(recipe.report_to, str) else list(recipe.report_to))
     processes = num_processes or recipe.num_processes or 1
+    if processes % machines.count:
+        raise ConfigError(f"--num-processes {processes} is not a multiple of --num-machines {machines.count}")
+    if "LOCAL_RANK" not in os.environ:
+        preflight(recipe, processes, machines.count, force=force)
     if recipe.global_batch_size and "LOCAL_RANK" not in os.environ:
         effective = recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps * processes
         if effective != recipe.global_batch_size:
@@ -114,8 +141,8 @@ def train(
                         "adjust gradient_accumulation_steps to keep it", effective,
                         recipe.per_device_train_batch_size, recipe.gradient_accumulation_steps, processes,
                         recipe.global_batch_size)
-    if processes > 1 and "LOCAL_RANK" not in os.environ:
-        launch(recipe, data, out, processes, max_steps)
+    if (processes > 1 or machines.count > 1) and "LOCAL_RANK" not in os.environ:
+        launch(recipe, data, out, processes, max_steps, machines)
         return {**json.loads((out / METRICS).read_text(encoding="utf-8")), "out_dir": str(out)}
 
     rank0 = int(os.environ.get("RANK", "0")) == 0

@@ -43,6 +43,20 @@ class LoraSettings:
 
 
 @dataclass
+class HardwareSettings:
+    """The machines a recipe is sized for: `distill plan` and `distill train`'s preflight check that it fits
+    them (None: not stated; the preflight then uses the GPUs it detects)."""
+
+    gpus_per_node: int | None = None
+    gpu_memory_gib: float | None = None
+    nodes: int = 1
+
+    def stated(self) -> bool:
+        """Whether the recipe states its GPUs."""
+        return self.gpus_per_node is not None and self.gpu_memory_gib is not None
+
+
+@dataclass
 class StudentRecipe:
     """Everything needed to fine-tune one student; field names follow TRL/transformers where they exist."""
 
@@ -57,6 +71,8 @@ class StudentRecipe:
     max_length: int = 1024
     overlong: Literal["drop", "truncate"] = "drop"
     packing: bool = True
+    # transformers' sampler, under its own name: "group_by_length" batches rows of similar length (less padding)
+    train_sampling_strategy: Literal["random", "sequential", "group_by_length", "batch_rebalance"] = "random"
     learning_rate: float = 5e-5
     num_train_epochs: float = 3.0
     lr_scheduler_type: str = "cosine"
@@ -70,6 +86,9 @@ class StudentRecipe:
     bf16: bool = True
     gradient_checkpointing: bool = True
     attn_implementation: str = "sdpa"
+    use_liger_kernel: bool = False  # Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (TRL's use_liger_kernel)
+    # Split each sequence over this many GPUs (TRL/accelerate's cp_size; FSDP2 only). Packing is refused with it.
+    context_parallel_size: int = 1
     distributed: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     accelerate_config: str | None = None  # students/accelerate/*.yaml for fsdp and deepspeed
     num_processes: int | None = None
@@ -81,6 +100,7 @@ class StudentRecipe:
     trust_remote_code: bool = False
     tiny: TinySettings = field(default_factory=TinySettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
+    hardware: HardwareSettings = field(default_factory=HardwareSettings)
     sources: list[str] = field(default_factory=list)  # where the numbers come from
     path: str | None = None  # the recipe file (set by load_student_recipe)
 
@@ -91,6 +111,14 @@ class StudentRecipe:
             raise ValueError(f"distributed: {self.distributed} needs accelerate_config (students/accelerate/*.yaml)")
         if self.bf16 and self.dtype == "float32" and self.mode != "qlora":
             raise ValueError("bf16: true with dtype: float32; set dtype: bfloat16 or bf16: false")
+        if self.context_parallel_size > 1:
+            if self.distributed != "fsdp":
+                raise ValueError("context_parallel_size > 1 needs distributed: fsdp (TRL's cp_size runs on FSDP2)")
+            if self.packing:
+                raise ValueError(
+                    "context_parallel_size > 1 with packing: true would let packed documents attend to each other "
+                    "(context parallelism replaces the block-causal mask with plain causal attention); set packing: false"
+                )
         if self.global_batch_size is not None and self.num_processes is not None:
             got = self.per_device_train_batch_size * self.gradient_accumulation_steps * self.num_processes
             if got != self.global_batch_size:

@@ -7,6 +7,7 @@ adapters from peft, resume from transformers' checkpoints.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +35,17 @@ def materialize_tiny(recipe: StudentRecipe, out_dir: Path) -> Path:
     base = out_dir / "base"
     if not (base / "config.json").is_file():
         t = recipe.tiny
+        # Written aside and renamed: ranks (and machines) that wait for base/config.json see a whole model.
+        partial = out_dir / f"base.partial-{os.getpid()}"
         save_tiny_model(
-            base, architecture=t.architecture, seed=t.seed, hidden_size=t.hidden_size, num_layers=t.num_layers,
+            partial, architecture=t.architecture, seed=t.seed, hidden_size=t.hidden_size, num_layers=t.num_layers,
             num_heads=t.num_heads, num_kv_heads=t.num_kv_heads, max_positions=t.max_positions,
         )
+        if base.exists():  # a base torn by a kill while saving (no config.json): ours to replace
+            import shutil
+
+            shutil.rmtree(base)
+        os.replace(partial, base)
     return base
 
 
@@ -99,9 +107,11 @@ def load_model(recipe: StudentRecipe, base: str, tokenizer: PreTrainedTokenizerB
         from transformers import BitsAndBytesConfig
 
         compute = torch_dtype(recipe.dtype) if torch.cuda.is_available() else torch.float32
+        # FSDP-QLoRA: FSDP2 can shard 4-bit weights only when they are stored in a float dtype.
+        storage = {"bnb_4bit_quant_storage": compute} if recipe.distributed == "fsdp" else {}
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
-            bnb_4bit_use_double_quant=True,
+            bnb_4bit_use_double_quant=True, **storage,
         )
         kwargs["dtype"] = compute
         if not torch.cuda.is_available():
@@ -174,6 +184,7 @@ def sft_config(recipe: StudentRecipe, out_dir: Path, max_steps: int | None) -> A
         warmup_steps=recipe.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
         weight_decay=recipe.weight_decay,
         max_grad_norm=recipe.max_grad_norm,
+        train_sampling_strategy=recipe.train_sampling_strategy,
         per_device_train_batch_size=recipe.per_device_train_batch_size,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
         bf16=recipe.bf16 and on_gpu,
@@ -195,7 +206,23 @@ def sft_config(recipe: StudentRecipe, out_dir: Path, max_steps: int | None) -> A
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False if recipe.mode == "full" else None,
         disable_tqdm=False,
+        use_liger_kernel=recipe.use_liger_kernel,
+        **context_parallel(recipe),
     )
+
+
+def context_parallel(recipe: StudentRecipe) -> dict[str, Any]:
+    """TrainingArguments' parallelism_config for `context_parallel_size` > 1 (accelerate's cp_size on FSDP2,
+    the other ranks sharding the model); nothing otherwise. The recipe refuses packing with it."""
+    if recipe.context_parallel_size <= 1:
+        return {}
+    from accelerate.parallelism_config import ParallelismConfig
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cp = recipe.context_parallel_size
+    if world % cp:
+        raise ConfigError(f"{recipe.path}: key 'context_parallel_size': {cp} does not divide the {world} processes")
+    return {"parallelism_config": ParallelismConfig(cp_size=cp, dp_shard_size=world // cp)}
 
 
 def build_trainer(recipe: StudentRecipe, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Any,

@@ -64,6 +64,7 @@ def test_max_length_above_the_declared_context_is_rejected(tmp_path: Path) -> No
     data = yaml.safe_load((STUDENTS / "qwen2.5-math-7b.yaml").read_text())
     del data["max_position_embeddings"], data["rope_theta"]
     data["chat_template"] = str(STUDENTS / "templates" / "qwen2.5-think.jinja")
+    data["accelerate_config"] = str(STUDENTS / "accelerate" / "fsdp.yaml")
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=r"bad.yaml: max_length 32768 is above the model's context of 4096"):
