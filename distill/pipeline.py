@@ -411,7 +411,7 @@ def run_pipeline(recipe: PipelineRecipe) -> dict[str, Any]:
             jobs[n] = pool.submit(_student_in_worker, *job_args[n])
         for name in recipe.students:
             fp = stages.run(f"student-{name}", [corpus_keys[name], train_inputs],
-                            lambda out, n=name: jobs[n].result() if n in jobs else _student(*job_args[n]))
+                            lambda out, n=name: jobs[n].result() if n in jobs else train_student(*job_args[n]))
             models[name] = (chosen_checkpoint(run_dir / f"student-{name}"), fp)
     models["base"] = (_base_checkpoint(student, run_dir), fingerprint_of(train_inputs[0]))
     models["teacher"] = (str(teacher), fingerprint_of(str(teacher)))
@@ -440,7 +440,7 @@ def steps_per_epoch(student: StudentRecipe, corpus: Path) -> int:
     return max(1, math.ceil(rows / (student.per_device_train_batch_size * student.gradient_accumulation_steps)))
 
 
-def _student(student: StudentRecipe, rule: TrainStage, validation: ValidationStage, corpus: Path, out: Path,
+def train_student(student: StudentRecipe, rule: TrainStage, validation: ValidationStage, corpus: Path, out: Path,
              validation_file: Path) -> dict[str, Any]:
     """Train one student by the recipe's rule, then (with checkpoints) keep the best on the validation problems:
     OUT/selection.json names it. Every student gets the same rule on its own corpus."""
@@ -499,7 +499,7 @@ def _student_in_worker(student: StudentRecipe, rule: TrainStage, validation: Val
     out.mkdir(parents=True, exist_ok=True)
     with open(out / TRAIN_LOG, "a", encoding="utf-8") as log_file, \
             contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
-        return _student(student, rule, validation, corpus, out, validation_file)
+        return train_student(student, rule, validation, corpus, out, validation_file)
 
 
 @contextlib.contextmanager

@@ -37,7 +37,8 @@ def tiny_recipe(tmp: Path, **changes: object) -> Path:
         "train_problems": {"toy_n": 6, "toy_seed": 7, "difficulty": [1, 1]},
         "heldout": {"toy_n": 4, "toy_seed": 8, "difficulty": [1, 1]},
         "sample": {"teacher": "careful.yaml", "n": 2, "max_new_tokens": 96},  # beside the recipe
-        "train": {"student": "tiny-student", "max_steps": 2},
+        "train": {"student": "tiny-student", "max_steps": 2, "checkpoints": 2},
+        "validation": {"problems": 2, "max_new_tokens": 32},
         "eval": {"k": 1, "max_new_tokens": 96},
         # Correctness, format and truncation filters off: the stages' chaining and resume are under test here
         # (the filters have their own tests), and the corpus must not depend on how good the teacher is.

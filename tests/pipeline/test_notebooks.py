@@ -29,14 +29,15 @@ def outputs(book: nbformat.NotebookNode) -> str:
 @pytest.mark.slow
 def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     book = execute("quickstart.ipynb", {
-        "NB_RUN_DIR": str(tmp_path / "nb"), "NB_N_TRAIN": "6", "NB_N_HELDOUT": "4", "NB_SAMPLES": "2",
-        "NB_MAX_NEW_TOKENS": "96", "NB_MAX_STEPS": "2", "NB_K": "1",
+        "NB_RUN_DIR": str(tmp_path / "nb"), "NB_N_TRAIN": "6", "NB_N_VALIDATION": "2", "NB_N_HELDOUT": "4",
+        "NB_SAMPLES": "2", "NB_MAX_NEW_TOKENS": "96", "NB_MAX_STEPS": "2", "NB_CHECKPOINTS": "0", "NB_K": "1",
         # As in tests/pipeline/conftest.py: the corpus must not depend on how good the teacher is.
         "NB_FILTER_SET": "decontamination.enabled=false,correctness.enabled=false,format.enabled=false,"
                          "truncation.enabled=false",
     }, monkeypatch)
     text = outputs(book)
-    assert "6 training problems, 4 held-out" in text
+    assert "6 training problems, 2 validation, 4 held-out" in text
+    assert "filtered - unfiltered" in text  # the paired differences
     assert "| filtered |" in text and "| teacher |" in text  # the comparison table
     assert (tmp_path / "nb" / "eval-teacher" / "summary.json").is_file()
     images = [o for cell in book.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]

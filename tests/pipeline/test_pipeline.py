@@ -50,8 +50,14 @@ def test_run_directory_holds_every_stage_output(interrupted_run: dict) -> None:
         if (os.cpu_count() or 1) >= 2:  # trained in a worker: its per-step logs went to its own file
             assert "'loss'" in (run_dir / f"student-{name}" / "train.log").read_text()
     table = (run_dir / "results.md").read_text()
-    for label in ("base", "unfiltered", "filtered", "teacher"):
+    for label in ("base", "unfiltered", "filtered", "teacher", "filtered - unfiltered", "unfiltered - base"):
         assert label in table
+    # The rule: checkpoints compared on the validation problems, the best one evaluated.
+    selection = json.loads((run_dir / "student-filtered" / "selection.json").read_text())
+    assert [c["checkpoint"] for c in selection["candidates"]] == ["checkpoint-1", "checkpoint-2"]
+    assert len((run_dir / "problems" / "validation.jsonl").read_text().splitlines()) == 2
+    results = json.loads((run_dir / "results.json").read_text())
+    assert set(results["paired"]) == {"filtered - unfiltered", "unfiltered - base"}
     summary = json.loads((run_dir / "eval-teacher" / "summary.json").read_text())
     assert summary["k"] == 1
 
