@@ -45,23 +45,24 @@ log = logging.getLogger(__name__)
 NULLS_NOTE = "pass@1 is the mean of the per-sample `correct` values; samples that could not be judged (null) count as incorrect"
 
 
-def build_profile(model: str | None = None, teacher: str | None = None, backend: str = "transformers",
+def build_profile(model: str | None = None, teacher: str | None = None, backend: str | None = None,
                   base_url: str | None = None) -> Any:
-    """The teacher profile to evaluate: a YAML profile, or one built from a checkpoint's own files
-    (chat template, and temperature, top-p and max_new_tokens from its generation config)."""
+    """The teacher profile to evaluate: a YAML profile (its backend unless `backend` is given), or one
+    built from a checkpoint's own files (chat template, and temperature, top-p and max_new_tokens from
+    its generation config) with `backend` (default transformers)."""
     from distill.sampling.profile import load_profile, profile_for_model
 
     if (model is None) == (teacher is None):
         raise DistillError("eval: give exactly one of --model PATH or --teacher teachers/X.yaml")
     if teacher is not None:
-        profile = load_profile(teacher)
+        profile = load_profile(teacher, {"backend": backend})
         # A local model named relative to the profile's folder is found from any working directory.
         local = profile.resolve(profile.model)
         if profile.backend != "openai" and local.exists():
             profile = dataclasses.replace(profile, model=str(local.resolve()))
         return profile
     assert model is not None
-    profile = profile_for_model(model, backend=backend, base_url=base_url)
+    profile = profile_for_model(model, backend=backend or "transformers", base_url=base_url)
     # The checkpoint's own maximum length, where its generation config states one.
     generation = Path(model) / "generation_config.json"
     if generation.exists():
@@ -180,7 +181,7 @@ def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: i
 def evaluate(model: str | None = None, teacher: str | None = None, benches: list[str] | None = None, k: int = 4,
              out_dir: str | Path = "eval", max_new_tokens: int | None = None, limit: int | None = None,
              temperature: float | None = None, top_p: float | None = None, seed: int | None = None,
-             backend: str = "transformers", base_url: str | None = None, workers: int | None = None,
+             backend: str | None = None, base_url: str | None = None, workers: int | None = None,
              profile: Any = None, label: str | None = None, **generate_kwargs: Any) -> dict[str, Any]:
     """Evaluate a model (`model`: a checkpoint, or `teacher`: a profile YAML, or a built `profile`) on
     `benches` with k samples per problem; writes out_dir/summary.json and per-benchmark results and
