@@ -10,6 +10,7 @@ import importlib.metadata
 import importlib.util
 import sys
 from collections import Counter
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,6 +23,8 @@ from distill.sampling.backends.base import Request, sample_seed
 from distill.sampling.backends.vllm_backend import VllmBackend, llm_kwargs, token_logprobs
 from distill.sampling.profile import VllmOptions
 from distill.sampling.prompts import build_prompt, render_prompt
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def toy(n: int, seed: int) -> list[Problem]:
@@ -139,6 +142,35 @@ def test_the_profile_reaches_the_engine(vllm_teacher):
 
 
 @pytest.mark.vllm
+@pytest.mark.slow
+def test_tensor_parallel_2_runs_on_cpu(vllm_installed, monkeypatch):
+    import os
+
+    from distill.sampling import load_profile
+
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"tensor parallelism 2 needs 2 cores, this machine lends {len(cores)}")
+        pytest.skip("tensor parallelism 2 needs 2 cores")
+    # vLLM binds each CPU worker to cores, by default one NUMA node per worker; one core each here.
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}|{cores[1]}")
+    # The base student: 2 heads of 32 split over the 2 workers (the teacher's 3 heads do not split in 2).
+    profile = dataclasses.replace(
+        load_profile(REPO / "teachers" / "tiny.yaml", {"backend": "vllm"}), model=str(REPO / "students" / "tiny-base"),
+        vllm=VllmOptions(tensor_parallel_size=2, dtype="float32", enforce_eager=True, max_model_len=1024))
+    teacher = build_teacher(profile)
+    try:
+        assert teacher.backend.llm.llm_engine.vllm_config.parallel_config.tensor_parallel_size == 2
+        problems = toy(3, seed=17)
+        samples = teacher.generate(problems, SamplingConfig(n=2, max_new_tokens=24))
+    finally:
+        teacher.close()
+    assert [s.key for s in samples] == [(p.id, i) for p in problems for i in range(2)]
+    assert all(0 < s.completion_tokens <= 24 for s in samples)
+
+
+@pytest.mark.vllm
 def test_a_sample_has_the_same_text_in_whatever_batch_it_runs(vllm_teacher):
     problems = toy(8, seed=7)
     config = SamplingConfig(n=4, max_new_tokens=320)
@@ -219,3 +251,24 @@ def test_missing_vllm_and_data_parallel_engines_are_clear_errors(monkeypatch):
     dp = dataclasses.replace(profile, vllm=VllmOptions(data_parallel_size=2))
     with pytest.raises(ConfigError, match="one `distill generate --shard I/N` per engine"):
         VllmBackend(dp)
+
+
+@pytest.mark.vllm
+def test_grpo_with_vllm_generation_refuses_clearly_on_cpu(vllm_installed, tmp_path):
+    import torch
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+    from distill.jsonl import write_jsonl
+    from distill.records import to_dict
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine runs colocated vLLM rollouts")
+    problems = tmp_path / "problems.jsonl"
+    write_jsonl(problems, (to_dict(p) for p in toy(8, seed=1)))
+    result = CliRunner().invoke(app, [
+        "reinforce", "--student", str(REPO / "students" / "tiny-base"), "--recipe", str(REPO / "students/rl/tiny.yaml"),
+        "--problems", str(problems), "--out", str(tmp_path / "rl"), "--set", "grpo.generation=vllm"])
+    assert isinstance(result.exception, ConfigError)
+    assert "grpo.generation: vllm needs a CUDA device; on CPU, TRL's colocated vLLM fails" in str(result.exception)
+    assert not (tmp_path / "rl" / "metrics.jsonl").exists()

@@ -201,3 +201,31 @@ def test_vllm_serve_is_an_openai_peer_with_the_reasoning_split_and_one_request_p
         assert not any(tag in s.reasoning + s.content for tag in ("<think>", "</think>"))
     # All n choices came back each time: one HTTP request per problem.
     assert served_requests(metrics, "/v1/chat/completions") == len(problems)
+
+
+NOTEBOOK_CELLS = [
+    "from distill.sampling import SamplingConfig, build_teacher, load_profile\n"
+    "from distill.toy.problems import generate\n"
+    "teacher = build_teacher(load_profile({profile!r}))",
+    "problems = [p for p, _ in generate(3, seed=1, difficulty=1)]\n"
+    "samples = teacher.generate(problems, SamplingConfig(n=2, max_new_tokens=320))\n"
+    "print('keys', sorted(s.key for s in samples))",
+    "teacher.close()\nprint('closed')",
+]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_the_engine_runs_inside_a_jupyter_kernel(vllm_installed, vllm_profile_file, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
+    cells = [nbformat.v4.new_code_cell(c.format(profile=str(vllm_profile_file))) for c in NOTEBOOK_CELLS]
+    book = nbformat.v4.new_notebook(cells=cells)
+    # No `if __name__ == "__main__":` in a notebook: vLLM's engine processes start from the kernel as they are.
+    NotebookClient(book, timeout=300, kernel_name="python3").execute()
+    printed = "".join(o.get("text", "") for cell in book.cells for o in cell.get("outputs", []) if o.get("name") == "stdout")
+    problems = [p.id for p in toy(3, seed=1)]
+    assert f"keys {sorted((pid, i) for pid in problems for i in range(2))}" in printed
+    assert "closed" in printed
