@@ -10,6 +10,9 @@ prefix caching, which is on. Requests go to the engine's `add_request`/`step` lo
 `MAX_IN_FLIGHT` waiting or running, and each completion is yielded as soon as its request finishes,
 so the run store writes it at once.
 
+On vLLM's CPU build prefills run whole (chunked prefill off): a seeded request whose prompt is split
+over two engine steps crashes it (`CPU Generator does not use offset`).
+
 Logprobs (`SamplingConfig.logprobs = K`) come from the engine's `raw_logprobs` mode: the model's
 distribution at temperature 1 before top-p/top-k, the sampled token's logprob and the K best.
 
@@ -211,6 +214,9 @@ class VllmBackend:
                     if not output.finished or output.request_id not in waiting:
                         continue
                     yield self._completion(waiting.pop(output.request_id), output, config)
+            cache = self.prefix_cache()
+            log.info("vllm: %d samples; the prefix cache has served %d of %d prompt tokens so far", len(todo),
+                     cache["hits"], cache["queries"])
         finally:
             if waiting:  # the consumer stopped early (budget, error): free the engine's slots
                 engine.abort_request(list(waiting))
