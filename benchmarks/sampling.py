@@ -22,9 +22,10 @@ time is printed apart and counted in neither arm:
    (vLLM gets min_tokens = max_tokens = the drawn length, transformers the same length through the
    logits processor), on the same number of threads;
 4. the whole `distill generate --backend vllm` (`generate_run` with the vllm backend: prompt rendering
-   and tokenization, the engine loop, the store) against a bare `LLM.generate` over the same
-   pre-tokenized prompts and per-sample seeds, so both arms generate the same tokens (target <= 10 %
-   overhead; the bare arm should run >= 60 s: raise --vllm-problems until it does).
+   and tokenization, the engine loop, decoding, the store) against a bare `LLM.generate` over the same
+   pre-tokenized prompts with the backend's own SamplingParams (per-sample seeds, no token-by-token
+   detokenization), so both arms generate the same tokens and the bare one decodes nothing (target
+   <= 10 % overhead; the bare arm should run >= 60 s: raise --vllm-problems until it does).
 
     python benchmarks/sampling.py --vllm --threads 2 --vllm-problems 2000   # bare arm >= 60 s on 2 cores
 
@@ -252,10 +253,12 @@ def run_vllm_benchmarks(args: argparse.Namespace) -> None:
             whole_times.append(time.perf_counter() - start)
     bare, whole = min(bare_times), min(whole_times)
     bare_tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
+    rounds = ", ".join(f"{b:.1f}/{w:.1f}" for b, w in zip(bare_times, whole_times, strict=True))
     print(f"bare LLM.generate: {len(outputs)} samples, {bare_tokens} tokens in {bare:.1f} s ({bare_tokens / bare:.0f} "
           f"tokens/s, best of {args.rounds})" + ("" if bare >= 60 else "; below the 60 s asked for: raise --vllm-problems"))
     print(f"distill generate (generate_run, vllm backend): {summary['samples']} samples, {summary['completion_tokens']} "
-          f"tokens in {whole:.1f} s (best of {args.rounds}): overhead {100 * (whole / bare - 1):+.1f} % (target <= 10 %)")
+          f"tokens in {whole:.1f} s (best of {args.rounds}): overhead {100 * (whole / bare - 1):+.1f} % (target <= 10 %); "
+          f"each round, bare/distill: {rounds} s")
     print(f"engine construction (in neither arm): {construction:.1f} s; VLLM_CPU_OMP_THREADS_BIND={binding}, "
           f"torch threads {args.threads} for transformers; tiny teacher float32, eager, prefix cache reset before each arm")
 

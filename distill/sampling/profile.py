@@ -64,6 +64,8 @@ class VllmOptions:
     max_num_batched_tokens: int | None = None
     # None: vLLM's default on GPUs, off on CPU (where seeded samples need it off).
     enable_chunked_prefill: bool | None = None
+    # The engine's counters (prefix-cache hits, throughput logs); they cost the driving process time per token.
+    log_stats: bool = False
 
 
 @dataclass

@@ -69,7 +69,7 @@ def vllm_installed() -> None:
 def vllm_profile_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny teacher as a vLLM profile, for the in-process engine and the command-line runs alike (the
     same engine settings give the same arithmetic): float32, eager, blocks of 32 tokens so the tiny
-    world's short prompts fill a KV block that prefix caching can share."""
+    world's short prompts fill a KV block that prefix caching can share, and the engine's counters on."""
     path = tmp_path_factory.mktemp("vllm_profile") / "tiny-vllm.yaml"
     path.write_text(VLLM_PROFILE.format(model=REPO / "teachers" / "tiny"), encoding="utf-8")
     return path
@@ -82,7 +82,7 @@ backend: vllm
 open_think: true
 answer_format: after_think
 sampling: {{temperature: 0.6, top_p: 0.95, max_new_tokens: 320}}
-vllm: {{dtype: float32, enforce_eager: true, max_model_len: 1024, block_size: 32}}
+vllm: {{dtype: float32, enforce_eager: true, max_model_len: 1024, block_size: 32, log_stats: true}}
 """
 
 

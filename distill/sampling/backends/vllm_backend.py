@@ -13,6 +13,9 @@ so the run store writes it at once.
 On vLLM's CPU build prefills run whole (chunked prefill off): a seeded request whose prompt is split
 over two engine steps crashes it (`CPU Generator does not use offset`).
 
+Without stop strings the engine does not detokenize token by token; each finished sample is decoded
+once, as the transformers backend decodes (stop strings need the engine's running text).
+
 Logprobs (`SamplingConfig.logprobs = K`) come from the engine's `raw_logprobs` mode: the model's
 distribution at temperature 1 before top-p/top-k, the sampled token's logprob and the K best.
 
@@ -70,8 +73,8 @@ def llm_kwargs(profile: TeacherProfile, seed: int = 0, cpu: bool = False) -> dic
         "max_logprobs": options.max_logprobs,
         # Teacher logprobs for distillation are the model's own distribution (temperature 1, before top-p).
         "logprobs_mode": "raw_logprobs",
-        # Keeps the engine's counters (prefix-cache hits among them) readable through `LLM.get_metrics()`.
-        "disable_log_stats": False,
+        # The engine's counters (prefix-cache hits among them), readable through `LLM.get_metrics()`.
+        "disable_log_stats": not options.log_stats,
     }
     if chunked is not None:
         kwargs["enable_chunked_prefill"] = chunked
@@ -87,6 +90,10 @@ def sampling_kwargs(config: SamplingConfig, seed: int) -> dict[str, Any]:
                               "max_tokens": config.max_new_tokens, "seed": seed}
     if config.stop:
         kwargs["stop"] = list(config.stop)
+    else:
+        # Stop strings need the engine's token-by-token text; otherwise the backend decodes each finished
+        # sample once, as the transformers backend does, and spares the engine loop that work per token.
+        kwargs["detokenize"] = False
     if config.logprobs is not None:
         kwargs["logprobs"] = config.logprobs
         kwargs["flat_logprobs"] = True  # a few flat lists per sample instead of a dict per token
@@ -214,9 +221,10 @@ class VllmBackend:
                     if not output.finished or output.request_id not in waiting:
                         continue
                     yield self._completion(waiting.pop(output.request_id), output, config)
-            cache = self.prefix_cache()
-            log.info("vllm: %d samples; the prefix cache has served %d of %d prompt tokens so far", len(todo),
-                     cache["hits"], cache["queries"])
+            if self.profile.vllm.log_stats:
+                cache = self.prefix_cache()
+                log.info("vllm: %d samples; the prefix cache has served %d of %d prompt tokens so far", len(todo),
+                         cache["hits"], cache["queries"])
         finally:
             if waiting:  # the consumer stopped early (budget, error): free the engine's slots
                 engine.abort_request(list(waiting))
@@ -247,13 +255,16 @@ class VllmBackend:
             if choice.logprobs is None:
                 raise DistillError(f"vLLM returned no logprobs for {_key(sample)}")
             logprobs = token_logprobs(token_ids, choice.logprobs, config.logprobs)
-        return Completion(sample.problem_id, sample.sample_index, choice.text, choice.finish_reason, None,
+        text = choice.text if config.stop else self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        return Completion(sample.problem_id, sample.sample_index, text, choice.finish_reason, None,
                           len(sample.prompt_ids), len(token_ids), sample.seed, token_ids=token_ids,
                           prompt_token_ids=sample.prompt_ids, logprobs=logprobs)
 
     def prefix_cache(self) -> dict[str, int]:
         """The engine's prefix-cache counters so far: prompt tokens `queries` and `hits` (tokens served
-        from cached KV blocks)."""
+        from cached KV blocks). Needs `vllm.log_stats: true`."""
+        if not self.profile.vllm.log_stats:
+            raise ConfigError("vllm.log_stats: the engine keeps its prefix-cache counters only with log_stats: true")
         found = {"queries": 0, "hits": 0}
         for metric in self.llm.get_metrics():
             for key in found:
