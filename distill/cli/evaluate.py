@@ -20,7 +20,8 @@ def eval_command(
     model: Annotated[str | None, typer.Option(help="A local checkpoint (its chat template and generation config).")] = None,
     teacher: Annotated[str | None, typer.Option(help="A teacher profile: a shipped name (tiny) or teachers/X.yaml.")] = None,
     k: Annotated[int, typer.Option(help="Samples per problem.")] = 4,
-    backend: Annotated[str, typer.Option(help="Backend for --model: transformers, vllm or openai.")] = "transformers",
+    backend: Annotated[str | None, typer.Option(help="transformers, vllm or openai (default: the --teacher profile's, "
+                                                     "transformers for --model).")] = None,
     base_url: Annotated[str | None, typer.Option(help="Endpoint for --backend openai.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Token cap (default: the profile's long maximum).")] = None,
     temperature: Annotated[float | None, typer.Option(help="Override the profile's temperature (R1: 0.6).")] = None,

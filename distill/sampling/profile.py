@@ -86,13 +86,26 @@ class ApiOptions:
 
 @dataclass
 class VllmOptions:
-    """For the `vllm` backend: parallelism and memory."""
+    """For the `vllm` backend: parallelism, memory and engine settings (vLLM's names; None: vLLM's default)."""
 
     tensor_parallel_size: int = 1
+    # One engine per process: run one `distill generate --shard I/N` per data-parallel rank.
     data_parallel_size: int = 1
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.9
     dtype: str = "auto"
+    enable_prefix_caching: bool = True
+    # Eager PyTorch instead of compiled graphs: slower steps, a start-up shorter by the compile time.
+    enforce_eager: bool = False
+    # The most logprobs per token the engine returns (vLLM's default, 20); SamplingConfig.logprobs must fit.
+    max_logprobs: int = 20
+    block_size: int | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    # None: vLLM's default on GPUs, off on CPU (where seeded samples need it off).
+    enable_chunked_prefill: bool | None = None
+    # The engine's counters (prefix-cache hits, throughput logs); they cost the driving process time per token.
+    log_stats: bool = False
 
 
 @dataclass
