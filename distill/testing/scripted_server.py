@@ -186,17 +186,21 @@ class ScriptedServer:
         return fields
 
     def _score(self, body: dict[str, Any]) -> dict[str, Any]:
-        """vLLM's answer to a prompt of ids with `prompt_logprobs`: each prompt token's logprob by id."""
-        prompt = [int(t) for t in body["prompt"]]
-        entries: list[Any] = [None]
-        if self.prompt_scorer is not None and self.logprobs == "ids":
-            values = self.prompt_scorer(prompt)
-            entries += [{str(token): {"logprob": value, "rank": 1}} for token, value in zip(prompt[1:], values, strict=True)]
-        choice: dict[str, Any] = {"index": 0, "text": "x", "finish_reason": "length"}
-        if self.prompt_scorer is not None and self.logprobs == "ids":
-            choice["prompt_logprobs"] = entries
-        return {"id": "scripted", "object": "text_completion", "model": body.get("model"), "choices": [choice],
-                "usage": {"prompt_tokens": len(prompt), "completion_tokens": 1, "total_tokens": len(prompt) + 1}}
+        """vLLM's answer to prompts of ids with `prompt_logprobs`: each prompt token's logprob by id, one choice per
+        prompt (a list of ids, or a list of such lists)."""
+        prompts = body["prompt"] if body["prompt"] and isinstance(body["prompt"][0], list) else [body["prompt"]]
+        choices = []
+        for index, prompt in enumerate(prompts):
+            choice: dict[str, Any] = {"index": index, "text": "x", "finish_reason": "length"}
+            if self.prompt_scorer is not None and self.logprobs == "ids":
+                ids = [int(t) for t in prompt]
+                values = self.prompt_scorer(ids)
+                choice["prompt_logprobs"] = [None] + [{str(token): {"logprob": value, "rank": 1}}
+                                                      for token, value in zip(ids[1:], values, strict=True)]
+            choices.append(choice)
+        tokens = sum(len(p) for p in prompts)
+        return {"id": "scripted", "object": "text_completion", "model": body.get("model"), "choices": choices,
+                "usage": {"prompt_tokens": tokens, "completion_tokens": len(prompts), "total_tokens": tokens + len(prompts)}}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
