@@ -10,7 +10,8 @@ training also resumes from its last checkpoint):
    verified and filtered into a corpus whose rows carry the teacher's token ids and record references; the
    sidecar's size per 1,000 generated tokens is measured here;
 3. start: the fixed SFT student, students/tiny-student.yaml (from students/tiny-base/) trained on the first
-   half of the corpus; evaluated once;
+   half of the corpus with the quickstart's step budget (or `--start CKPT`, e.g. the quickstart's filtered
+   student); evaluated once;
 4. for each seed and method, from the start, STEPS optimiser steps of ROWS sequences each:
    - sft: more SFT on the teacher's traces (the whole corpus);
    - kd: offline KD on the same rows (`objective: kd`, forward KL over the top 20 and the rest);
@@ -136,12 +137,16 @@ def stage_start(out: Path, args: argparse.Namespace, problems: dict[str, str]) -
     if (found := done(record)) is not None:
         return found
     started = time.time()
-    data = split_corpus(out)
-    settings = [f"per_device_train_batch_size={args.start_batch}", "logging_steps=50", "save_steps=500", "seed=0"]
-    summary = train("tiny-student", data, out / "start", max_steps=args.start_steps, settings=settings)
+    if args.start:
+        model, steps = Path(args.start).resolve(), None
+    else:
+        data = split_corpus(out)
+        settings = [f"per_device_train_batch_size={args.start_batch}", "logging_steps=50", "save_steps=500", "seed=0"]
+        summary = train("tiny-student", data, out / "start", max_steps=args.start_steps, settings=settings)
+        model, steps = Path(summary["out_dir"]), summary["global_step"]
     wall = time.time() - started
-    result = {"model": summary["out_dir"], "steps": summary["global_step"], "train_wall_s": round(wall, 1),
-              **pass_at_1(out / "start", problems["held_out"], out / "start_eval", args)}
+    result = {"model": str(model), "steps": steps, "train_wall_s": round(wall, 1),
+              **pass_at_1(model, problems["held_out"], out / "start_eval", args)}
     atomic_write_json(record, result)
     return result
 
@@ -201,8 +206,8 @@ def run_one(method: str, seed: int, out_text: str, args_dict: dict[str, Any], pr
 
 def fingerprint(method: str, seed: int, args: argparse.Namespace) -> str:
     """What a result depends on: the budget, the sizes and the method's settings."""
-    keys = ("train_problems", "held_out", "k", "steps", "rows_per_step", "start_steps", "start_batch", "max_new_tokens",
-            "max_completion_length")
+    keys = ("train_problems", "held_out", "k", "steps", "rows_per_step", "start", "start_steps", "start_batch",
+            "max_new_tokens", "max_completion_length")
     text = json.dumps([method, seed, {k: getattr(args, k) for k in keys}, settings_for(method, args)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -212,7 +217,7 @@ def table(start: dict[str, Any], results: list[dict[str, Any]], teacher: dict[st
     mean change over seeds; per seed, on-policy distillation against GRPO."""
     lines = ["| method | seed | steps | trained tokens | rollout tokens | train wall (min) | held-out pass@1 | "
              "change vs start (paired) |", "|---|---|---|---|---|---|---|---|",
-             f"| start (SFT) | - | {start['steps']} | - | - | {start['train_wall_s'] / 60:.1f} | "
+             f"| start (SFT) | - | {start['steps'] or '-'} | - | - | {start['train_wall_s'] / 60:.1f} | "
              f"{100 * start['pass@1']:.1f} ± {100 * start['pass@1_se']:.1f} | - |"]
     by_method: dict[str, list[float]] = {}
     data: dict[str, Any] = {"start": {k: v for k, v in start.items() if k != "per_problem"}, "teacher": teacher, "runs": []}
@@ -251,7 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--steps", type=int, default=450, help="optimiser steps per method (the GRPO tiny recipe's)")
     parser.add_argument("--rows-per-step", type=int, default=128, help="sequences per step (GRPO's 8 x 16)")
-    parser.add_argument("--start-steps", type=int, default=1500)
+    parser.add_argument("--start", help="an SFT checkpoint to start from (e.g. runs/quickstart/student-filtered) "
+                                        "instead of training one on the first half of the corpus")
+    parser.add_argument("--start-steps", type=int, default=3000, help="the quickstart's SFT steps")
     parser.add_argument("--start-batch", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=256, help="teacher sampling and evaluation")
     parser.add_argument("--max-completion-length", type=int, default=160, help="student rollouts (opd, grpo)")
