@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from distill.errors import ConfigError
+from distill.errors import ConfigError, DistillError
 from distill.sampling.backends.base import Completion, Request, TokenLogprobs, sample_seed
 from distill.sampling.config import SamplingConfig
 from distill.sampling.profile import TeacherProfile
@@ -78,7 +78,7 @@ class LogprobRecorder:
 
         steps = len(token_ids)
         if steps > len(self.top_ids) or steps > len(self.sampled):
-            raise ConfigError(f"logprobs: recorded {len(self.top_ids)} steps for {steps} generated tokens")
+            raise DistillError(f"logprobs: recorded {len(self.top_ids)} steps for {steps} generated tokens")
         return TokenLogprobs(
             token_ids=np.asarray(token_ids, dtype=np.int32),
             sampled=np.asarray([self.sampled[t][row] for t in range(steps)], dtype=np.float32),
