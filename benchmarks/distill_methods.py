@@ -151,6 +151,15 @@ def stage_start(out: Path, args: argparse.Namespace, problems: dict[str, str]) -
     return result
 
 
+def stage_teacher_eval(out: Path, args: argparse.Namespace, problems: dict[str, str]) -> dict[str, Any]:
+    """The tiny teacher's held-out pass@1 under the same protocol: the ceiling the students are distilled toward."""
+    record = out / "teacher_eval.json"
+    if (found := done(record)) is None:
+        found = pass_at_1(Path(resolve_teacher("tiny").engine_model()), problems["held_out"], out / "teacher_eval", args)
+        atomic_write_json(record, found)
+    return found
+
+
 def settings_for(method: str, args: argparse.Namespace) -> list[str]:
     """The user's `--set METHOD:KEY=VALUE` settings for one method."""
     out = []
@@ -212,15 +221,19 @@ def fingerprint(method: str, seed: int, args: argparse.Namespace) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def table(start: dict[str, Any], results: list[dict[str, Any]], teacher: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def table(start: dict[str, Any], results: list[dict[str, Any]], teacher: dict[str, Any],
+          ceiling: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The markdown table and its data: per run, pass@1 and the paired change from the start; per method, the
     mean change over seeds; per seed, on-policy distillation against GRPO."""
     lines = ["| method | seed | steps | trained tokens | rollout tokens | train wall (min) | held-out pass@1 | "
              "change vs start (paired) |", "|---|---|---|---|---|---|---|---|",
              f"| start (SFT) | - | {start['steps'] or '-'} | - | - | {start['train_wall_s'] / 60:.1f} | "
-             f"{100 * start['pass@1']:.1f} ± {100 * start['pass@1_se']:.1f} | - |"]
+             f"{100 * start['pass@1']:.1f} ± {100 * start['pass@1_se']:.1f} | - |",
+             f"| teacher (tiny) | - | - | - | - | - | {100 * ceiling['pass@1']:.1f} ± {100 * ceiling['pass@1_se']:.1f} | "
+             f"{100 * paired_difference(start['per_problem'], ceiling['per_problem'])[0]:+.1f} |"]
     by_method: dict[str, list[float]] = {}
-    data: dict[str, Any] = {"start": {k: v for k, v in start.items() if k != "per_problem"}, "teacher": teacher, "runs": []}
+    data: dict[str, Any] = {"start": {k: v for k, v in start.items() if k != "per_problem"}, "teacher": teacher,
+                            "teacher_eval": {k: v for k, v in ceiling.items() if k != "per_problem"}, "runs": []}
     for r in sorted(results, key=lambda r: (METHODS.index(r["method"]), r["seed"])):
         change, se = paired_difference(start["per_problem"], r["per_problem"])
         by_method.setdefault(r["method"], []).append(change)
@@ -301,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
             atomic_write_json(path, result)
             results.append(result)
             log.info("%s seed %d: pass@1 %.3f", result["method"], result["seed"], result["pass@1"])
-    text, data = table(start, results, teacher)
+    text, data = table(start, results, teacher, stage_teacher_eval(out, args, problems))
     atomic_write_text(out / "table.md", text)
     atomic_write_json(out / "result.json", {**data, "args": vars(args)})
     print(text)  # noqa: T201  (a script's result)
