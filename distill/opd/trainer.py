@@ -1,5 +1,6 @@
-"""`opd()`: on-policy distillation on TRL's DistillationTrainer (TRL 1.16's stable distillation trainer, the
-successor of the experimental GKDTrainer; fully on-policy, beta = 1 is the reverse KL).
+"""`opd()`: on-policy distillation on TRL's DistillationTrainer (TRL 1.16's stable distillation trainer, GKD's
+on-policy distillation, while GKDTrainer itself sits in trl.experimental; fully on-policy, beta = 1 is the
+reverse KL).
 
 The student samples a completion for each prompt; the teacher grades every sampled token. With `opd.loss:
 reverse_kl` the trainer is TRL's own: the exact reverse KL between the two whole next-token distributions
