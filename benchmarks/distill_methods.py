@@ -24,9 +24,10 @@ GRPO recipe's); the table reports the tokens each method actually trained on, th
 sampled and its wall time beside pass@1. Changes are paired per problem against the start (± their standard
 error), and on-policy distillation is paired against GRPO seed by seed.
 
-OUT/results/METHOD-seedS.json holds each run; OUT/table.md and OUT/result.json the table. A result recorded
-with other settings than the command's is refused (use another --out). `--set METHOD:KEY=VALUE` changes a
-method's recipe (e.g. `--set opd:opd.learning_rate=1e-4`, `--set sft:learning_rate=1e-3`). The full run was
+OUT/results/METHOD-seedS.json holds each run; OUT/table.md and OUT/result.json the table of every finished
+run. A result recorded with other settings than the command's is refused (use another --out, or a --tag).
+`--set METHOD:KEY=VALUE` changes a method's recipe (e.g. `--set opd:opd.learning_rate=1e-4`); with
+`--tag NAME` such a variant runs beside the main runs, sharing the teacher's corpus and the start. The full run was
 not made in the session that wrote this script; BENCHMARKS.md says what was run and what is pending.
 """
 
@@ -180,7 +181,7 @@ def run_one(method: str, seed: int, out_text: str, args_dict: dict[str, Any], pr
     log.info("%s seed %d: training from %s", method, seed, start)
     args = argparse.Namespace(**args_dict)
     out = Path(out_text)
-    folder = out / "runs" / f"{method}-seed{seed}"
+    folder = out / "runs" / run_name(method, seed, args.tag)
     rows = args.rows_per_step
     extra = settings_for(method, args)
     started = time.time()
@@ -213,11 +214,22 @@ def run_one(method: str, seed: int, out_text: str, args_dict: dict[str, Any], pr
             "rollout_tokens": rollout, "train_wall_s": round(wall, 1), **evaluated}
 
 
+def run_name(method: str, seed: int, tag: str) -> str:
+    """The name of one run's folder and result file: METHOD-seedS, or METHOD-seedS-TAG for a variant."""
+    return f"{method}-seed{seed}" + (f"-{tag}" if tag else "")
+
+
+def label(result: dict[str, Any]) -> str:
+    """How the table names a run's method: with its variant tag, if any."""
+    return result["method"] + (f" ({result['tag']})" if result.get("tag") else "")
+
+
 def fingerprint(method: str, seed: int, args: argparse.Namespace) -> str:
     """What a result depends on: the budget, the sizes and the method's settings."""
     keys = ("train_problems", "held_out", "k", "steps", "rows_per_step", "start", "start_steps", "start_batch",
             "max_new_tokens", "max_completion_length")
-    text = json.dumps([method, seed, {k: getattr(args, k) for k in keys}, settings_for(method, args)])
+    text = json.dumps([method, seed, {k: getattr(args, k) for k in keys}, settings_for(method, args)]
+                      + ([args.tag] if args.tag else []))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -234,10 +246,10 @@ def table(start: dict[str, Any], results: list[dict[str, Any]], teacher: dict[st
     by_method: dict[str, list[float]] = {}
     data: dict[str, Any] = {"start": {k: v for k, v in start.items() if k != "per_problem"}, "teacher": teacher,
                             "teacher_eval": {k: v for k, v in ceiling.items() if k != "per_problem"}, "runs": []}
-    for r in sorted(results, key=lambda r: (METHODS.index(r["method"]), r["seed"])):
+    for r in sorted(results, key=lambda r: (METHODS.index(r["method"]), r.get("tag") or "", r["seed"])):
         change, se = paired_difference(start["per_problem"], r["per_problem"])
-        by_method.setdefault(r["method"], []).append(change)
-        lines.append(f"| {r['method']} | {r['seed']} | {r['steps']} | {r['trained_tokens']:,} | {r['rollout_tokens']:,} | "
+        by_method.setdefault(label(r), []).append(change)
+        lines.append(f"| {label(r)} | {r['seed']} | {r['steps']} | {r['trained_tokens']:,} | {r['rollout_tokens']:,} | "
                      f"{r['train_wall_s'] / 60:.1f} | {100 * r['pass@1']:.1f} ± {100 * r['pass@1_se']:.1f} | "
                      f"{100 * change:+.1f} ± {100 * se:.1f} |")
         data["runs"].append({**{k: v for k, v in r.items() if k != "per_problem"}, "change": change, "change_se": se})
@@ -246,15 +258,14 @@ def table(start: dict[str, Any], results: list[dict[str, Any]], teacher: dict[st
         mean, se = mean_and_se(changes)
         lines.append(f"| {method} | {100 * mean:+.1f} | {100 * se:.1f} | {len(changes)} |")
         data.setdefault("by_method", {})[method] = {"mean_change": mean, "se_over_seeds": se, "seeds": len(changes)}
-    pairs = {(r["method"], r["seed"]): r for r in results}
-    seeds = sorted({r["seed"] for r in results})
-    if any(("opd", s) in pairs and ("grpo", s) in pairs for s in seeds):
-        lines += ["", "| seed | opd - grpo (paired) |", "|---|---|"]
-        for s in seeds:
-            if ("opd", s) in pairs and ("grpo", s) in pairs:
-                diff, se = paired_difference(pairs[("grpo", s)]["per_problem"], pairs[("opd", s)]["per_problem"])
-                lines.append(f"| {s} | {100 * diff:+.1f} ± {100 * se:.1f} |")
-                data.setdefault("opd_minus_grpo", {})[str(s)] = {"diff": diff, "se": se}
+    grpo = {r["seed"]: r for r in results if r["method"] == "grpo" and not r.get("tag")}
+    against = [r for r in results if r["method"] == "opd" and r["seed"] in grpo]
+    if against:
+        lines += ["", "| on-policy run | seed | minus GRPO (paired) |", "|---|---|---|"]
+        for r in sorted(against, key=lambda r: (r.get("tag") or "", r["seed"])):
+            diff, se = paired_difference(grpo[r["seed"]]["per_problem"], r["per_problem"])
+            lines.append(f"| {label(r)} | {r['seed']} | {100 * diff:+.1f} ± {100 * se:.1f} |")
+            data.setdefault("opd_minus_grpo", {})[f"{label(r)} seed {r['seed']}"] = {"diff": diff, "se": se}
     return "\n".join(lines) + "\n", data
 
 
@@ -278,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="sampling batch (teacher run, evaluations)")
     parser.add_argument("--jobs", type=int, default=1, help="method runs in parallel, one thread each")
     parser.add_argument("--set", action="append", default=[], help="METHOD:KEY=VALUE for one method's recipe")
+    parser.add_argument("--tag", default="", help="a variant's name: its runs sit beside the main ones "
+                                                  "(METHOD-seedS-TAG), e.g. --tag lr1e-4 --set opd:opd.learning_rate=1e-4")
     parser.add_argument("--quick", action="store_true", help="a minutes-long check of every stage (tiny sizes)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -293,15 +306,14 @@ def main(argv: list[str] | None = None) -> None:
     start = stage_start(out, args, problems)
     log.info("start: pass@1 %.3f ± %.3f", start["pass@1"], start["pass@1_se"])
     (out / "results").mkdir(exist_ok=True)
-    todo, results = [], []
+    todo = []
     for seed in args.seeds:
         for method in args.methods:
-            path = out / "results" / f"{method}-seed{seed}.json"
+            path = out / "results" / f"{run_name(method, seed, args.tag)}.json"
             key = fingerprint(method, seed, args)
             if (found := done(path)) is not None:
                 if found.get("fingerprint") != key:
                     raise SystemExit(f"{path}: recorded with other settings than this command's; use another --out")
-                results.append(found)
             else:
                 todo.append((method, seed, path, key))
     context = multiprocessing.get_context("spawn")
@@ -310,10 +322,11 @@ def main(argv: list[str] | None = None) -> None:
                    for m, s, p, k in todo}
         for future in concurrent.futures.as_completed(futures):
             path, key = futures[future]
-            result = {**future.result(), "fingerprint": key}
+            result = {**future.result(), "fingerprint": key, "tag": args.tag}
             atomic_write_json(path, result)
-            results.append(result)
             log.info("%s seed %d: pass@1 %.3f", result["method"], result["seed"], result["pass@1"])
+    # The table holds every finished run of OUT, variants included.
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "results").glob("*.json"))]
     text, data = table(start, results, teacher, stage_teacher_eval(out, args, problems))
     atomic_write_text(out / "table.md", text)
     atomic_write_json(out / "result.json", {**data, "args": vars(args)})
