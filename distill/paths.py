@@ -14,7 +14,8 @@ from pathlib import Path
 from distill.errors import ConfigError
 
 # The folder of the shipped tree that holds each kind of file a name can refer to.
-KINDS = {"teacher": "teachers", "student": "students", "rl": "students/rl", "recipe": "recipes", "set": "data"}
+KINDS = {"teacher": "teachers", "student": "students", "rl": "students/rl", "opd": "students/opd", "recipe": "recipes",
+         "set": "data"}
 
 
 def shipped_root() -> Path:

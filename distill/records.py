@@ -55,8 +55,8 @@ class Sample:
     think_closed: bool | None = None
     # The chat messages exactly as the teacher saw them (recorded at sampling; later stages never rebuild them).
     prompt: list[Message] | None = None
-    # Where this sample's side records sit in its shard's side files: {kind: {"offset": o, "length": n}}.
-    side: dict[str, dict[str, int]] | None = None
+    # Where this sample's side records sit in its shard's side files: {kind: {"file": name, "offset": o, "length": n}}.
+    side: dict[str, dict[str, int | str]] | None = None
     # Verdict, filled by the verifiers.
     correct: bool | None = None
     extracted: str | None = None
@@ -91,6 +91,10 @@ class CorpusRow:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     pass_rate: float | None = None
+    # For token-level distillation: the teacher's generated token ids (KD trains on these, never on re-tokenized
+    # text) and where its logprob record sits: {"run": name, "file": side file, "offset": o, "length": n}.
+    token_ids: list[int] | None = None
+    logprobs: dict[str, int | str] | None = None
 
 
 def type_name(tp: Any) -> str:

@@ -396,7 +396,8 @@ class ShardWriter:
             offset = handle.seek(0, os.SEEK_END)
             handle.write(data)
             handle.flush()
-            refs[kind] = {"offset": offset, "length": len(data)}
+            # The file's name travels with the reference: verified.jsonl merges shards, and a corpus row points here.
+            refs[kind] = {"file": self.sides[kind].name, "offset": offset, "length": len(data)}
         if refs:
             row["side"] = refs
             if isinstance(sample, Sample):

@@ -131,7 +131,9 @@ def test_side_records_are_committed_by_their_sample_line(tmp_path):
     side = {"logprobs": lambda s: s.problem_id.encode() * 10}
     write_shard(run, (0, 1), [sample("a", 0), sample("b", 0)], side)
     rows = [json.loads(line) for line in run.shard_path((0, 1)).read_text().splitlines()]
-    assert [r["side"]["logprobs"] for r in rows] == [{"offset": 0, "length": 10}, {"offset": 10, "length": 10}]
+    name = "shard-0-of-1.logprobs"
+    assert [r["side"]["logprobs"] for r in rows] == [{"file": name, "offset": 0, "length": 10},
+                                                     {"file": name, "offset": 10, "length": 10}]
     side_file = run.side_path((0, 1), "logprobs")
     with side_file.open("ab") as handle:
         handle.write(b"c" * 7)  # a side record whose sample line never came: a crash between the two

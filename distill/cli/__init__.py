@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from distill.cli import evaluate, filter, generate, plan, problems, reinforce, report, run, toy, train, verify
+from distill.cli import evaluate, filter, generate, opd, plan, problems, reinforce, report, run, toy, train, verify
 from distill.errors import DistillError
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ app.command("eval")(evaluate.eval_command)
 app.command("compare")(evaluate.compare_command)
 app.command("export")(train.export_command)
 app.command("reinforce")(reinforce.command)
+app.command("opd")(opd.command)
 app.command("report")(report.command)
 app.command("run")(run.command)
 

@@ -22,6 +22,8 @@ def command(
     policy: Annotated[str | None, typer.Option(help="Selection policy: random, shortest or diverse.")] = None,
     keep: Annotated[str | None, typer.Option(help="`first`: of a key that merged shards hold twice with different "
                                                   "content, keep the first (default: refuse).")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="The teacher's tokenizer (a local folder) for a run with "
+                                                       "logprobs, when its manifest names none.")] = None,
 ) -> None:
     """Filter and select samples into corpus.jsonl, rejected.jsonl, funnel.json and a dataset card."""
     overrides = list(set_ or [])
@@ -30,7 +32,7 @@ def command(
     if policy is not None:
         overrides.append(f"selection.policy={policy}")
     cfg = load_filter_config(config, overrides)
-    funnel = filter_run(run, out, problems=problems, config=cfg, keep=keep)
+    funnel = filter_run(run, out, problems=problems, config=cfg, keep=keep, tokenizer=tokenizer)
     typer.echo(f"{funnel['entered']} samples in, {funnel['remaining']} in {out}/corpus.jsonl")
     for name, count in funnel["removed"].items():
         if count:

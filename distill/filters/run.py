@@ -29,6 +29,8 @@ from distill.filters.decontam import Decontaminate
 from distill.filters.dedup import ExactDedup, NearDedup
 from distill.filters.inputs import SampleSource, parse_sample, plain
 from distill.filters.select import select
+from distill.filters.tokens import NAME as TOKEN_MISMATCH
+from distill.filters.tokens import TeacherTokens
 from distill.paths import public_name
 from distill.problems import fingerprint
 from distill.records import CorpusRow, Problem, Sample, prompt_text
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 
 PASS2 = ("duplicate_key", "exact_duplicate", "near_duplicate", "always_solved", "never_solved", "selection")
 """The per-problem steps of pass 2, in order; every name here and in CHECKS is a possible `filter`."""
-FILTER_NAMES = ("unknown_problem", "decontamination", *CHECKS, *PASS2)
+FILTER_NAMES = ("unknown_problem", "decontamination", *CHECKS, TOKEN_MISMATCH, *PASS2)
 
 
 class Funnel:
@@ -139,9 +141,11 @@ class _Writers:
         import pyarrow.parquet as pq
 
         message = pa.struct([("role", pa.string()), ("content", pa.string())])
+        reference = pa.struct([("run", pa.string()), ("file", pa.string()), ("offset", pa.int64()),
+                               ("length", pa.int64())])
         schema = pa.schema([("messages", pa.list_(message)), ("problem_id", pa.string()), ("source", pa.string()),
                             ("teacher", pa.string()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
-                            ("pass_rate", pa.float64())])
+                            ("pass_rate", pa.float64()), ("token_ids", pa.list_(pa.int32())), ("logprobs", reference)])
         if self.parquet is None:
             self.parquet = pq.ParquetWriter(self._parquet_file, schema)
         rows = [{**r, "messages": [{"role": m.get("role", ""), "content": m.get("content", "")} for m in r["messages"]]}
@@ -168,6 +172,7 @@ def filter_run(
     problems: str | None = None,
     config: FilterConfig | None = None,
     keep: str | None = None,
+    tokenizer: str | None = None,
 ) -> dict[str, Any]:
     """Filter and select the samples of a run dir or JSONL file into `out_dir`; returns the funnel.
 
@@ -176,6 +181,11 @@ def filter_run(
     recorded with its sample at sampling time (never rebuilt); a sample without one (an old run, a plain
     file) gets R1's default prompt, and the funnel counts how many did. `keep="first"` resolves a key
     that merged shards hold twice with different content.
+
+    A run sampled with teacher logprobs gives rows that carry the teacher's token ids and a reference to
+    each sample's logprob record (`distill.filters.tokens`); a row whose text is not the text of its ids is
+    refused as `token_mismatch`. `tokenizer` is the teacher's tokenizer for that check (by default the
+    checkpoint or tokenizer the run's manifest records).
     """
     config = config or FilterConfig()
     out = Path(out_dir)
@@ -185,6 +195,9 @@ def filter_run(
     manifest = inputs.manifest()
     by_id = {p.id: p for p in problem_list}
     checks = build_checks(config)
+    tokens = TeacherTokens.of(inputs.run, tokenizer)
+    if tokens is not None:
+        checks.append((TOKEN_MISMATCH, tokens.check))
     names = active_names(config, checks)
     funnel = Funnel(names)
     writers = _Writers(out)
@@ -219,11 +232,16 @@ def filter_run(
         if not stats and funnel.entered[("all", "all")]:
             raise DistillError(f"{source}: none of the samples' problem ids is in the problem set {problems_name}; "
                                "is --problems the set these samples were drawn from?")
-        info = _second_pass(files, survivors, stats, by_id, config, funnel, writers)
+        info = _second_pass(files, survivors, stats, by_id, config, funnel, writers, tokens)
     except BaseException:
         writers.abort()
         raise
+    finally:
+        if tokens is not None:
+            tokens.close()
     writers.finish()
+    if tokens is not None:
+        tokens.write_local(out)
     result = funnel.to_dict()
     result["filters"] = names
     result["problems"] = {"source": public_name(problems_name), "fingerprint": fingerprint(problem_list),
@@ -243,7 +261,8 @@ def filter_run(
 
 
 def _second_pass(files: list[Path], survivors: dict[str, array], stats: dict[str, list[int]], by_id: dict[str, Problem],
-                 config: FilterConfig, funnel: Funnel, writers: _Writers) -> dict[str, Any]:
+                 config: FilterConfig, funnel: Funnel, writers: _Writers,
+                 tokens: TeacherTokens | None = None) -> dict[str, Any]:
     """Per problem: duplicate keys, exact and near duplicates, solved-rate drops and selection; writes rows."""
     dup = config.duplicates
     exact = ExactDedup() if dup.exact else None
@@ -299,7 +318,8 @@ def _second_pass(files: list[Path], survivors: dict[str, array], stats: dict[str
                     writers.reject(sample, "selection", f"not among the {sel.max_per_problem} kept by policy "
                                    f"{sel.policy}", pass_rate)
                 else:
-                    writers.keep(_row(sample, problem, pass_rate, counter))
+                    row = _row(sample, problem, pass_rate, counter)
+                    writers.keep(tokens.attach(row, sample) if tokens is not None else row)
                     info["prompts_recorded" if sample.prompt else "prompts_default"] += 1
                     funnel.keep(problem)
                     info["teachers"][sample.teacher or "unknown"] += 1

@@ -22,6 +22,13 @@ Faults are keyed by the request's arrival number (1-based, over all paths):
 `usage=False` never sends `usage`; `responder(body, choice_index) -> text` chooses the completions
 (default: a fixed R1-style trace). Each entry of `requests` keeps the path, query, body and
 Authorization header of one request.
+
+Logprobs, when a request asks for them: `logprobs="ids"` answers as vLLM's server does with
+`return_tokens_as_token_ids` (one token per character, id = its code point, `token_ids` and
+`prompt_token_ids` included), `"strings"` as OpenAI's API (tokens as text), `"none"` sends none (as
+DeepSeek's reasoner). `prompt_scorer(ids) -> [logprob per id after the first]` answers a completions
+request whose prompt is a list of ids and asks for `prompt_logprobs`, in vLLM's layout
+(`[None, {"ID": {"logprob": ..., "rank": ...}}, ...]`).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+# The prompt ids the server says it saw when asked for token ids (fixed: the tests check they are stored).
+PROMPT_IDS = [7, 8, 9]
 # The faults that spoil the choices of an otherwise good 200 answer.
 CHOICE_FAULTS = ("empty", "null_message", "finish_error", "non_dict")
 
@@ -71,6 +80,8 @@ class ScriptedServer:
         api_key: str | None = None,
         responder: Callable[[dict[str, Any], int], str] = default_responder,
         usage: bool = True,
+        logprobs: str = "ids",
+        prompt_scorer: Callable[[list[int]], list[float]] | None = None,
     ) -> None:
         self.faults = dict(faults or {})
         self.usage = usage
@@ -78,6 +89,8 @@ class ScriptedServer:
         self.reasoning_field = reasoning_field
         self.api_key = api_key
         self.responder = responder
+        self.logprobs = logprobs
+        self.prompt_scorer = prompt_scorer
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -114,17 +127,20 @@ class ScriptedServer:
     def _answer(self, body: dict[str, Any], path: str, fault: Fault | None) -> dict[str, Any]:
         n = 1 if self.ignore_n else int(body.get("n") or 1)
         choices: list[Any] = []
+        chat = path.endswith("/chat/completions")
+        if not chat and isinstance(body.get("prompt"), list) and body.get("prompt_logprobs") is not None:
+            return self._score(body)
         for index in range(n):
             text = self.responder(body, index)
-            if path.endswith("/completions") and not path.endswith("/chat/completions"):
-                choices.append({"index": index, "text": text, "finish_reason": "stop"})
+            if not chat:
+                choices.append({"index": index, "text": text, "finish_reason": "stop", **self._logprobs(body, text, chat)})
                 continue
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if self.reasoning_field and "</think>" in text:
                 thought, content = text.split("</think>", 1)
                 message = {"role": "assistant", "content": content.strip(),
                            self.reasoning_field: thought.replace("<think>", "").strip()}
-            choices.append({"index": index, "message": message, "finish_reason": "stop"})
+            choices.append({"index": index, "message": message, "finish_reason": "stop", **self._logprobs(body, text, chat)})
         if fault is not None and fault.kind in CHOICE_FAULTS:
             choices = [_spoil(c, fault.kind) if fault.which is None or i in fault.which else c
                        for i, c in enumerate(choices)]
@@ -135,7 +151,56 @@ class ScriptedServer:
                                   "choices": choices}
         if self.usage and not (fault is not None and fault.kind == "no_usage"):
             answer["usage"] = {"prompt_tokens": 10, "completion_tokens": words, "total_tokens": 10 + words}
+        if chat and body.get("return_token_ids") and self.logprobs == "ids":
+            answer["prompt_token_ids"] = PROMPT_IDS
         return answer
+
+    def _logprobs(self, body: dict[str, Any], text: str, chat: bool) -> dict[str, Any]:
+        """The logprob fields of one choice, in the server mode's layout (none unless asked)."""
+        k = body.get("top_logprobs") if chat else body.get("logprobs")
+        if not (body.get("logprobs") and self.logprobs != "none"):
+            return {}
+        k = int(k or 0)
+        ids = self.logprobs == "ids"
+
+        def name(code: int) -> str:
+            return f"token_id:{code}" if ids else chr(code)
+
+        rows = []
+        for char in text:
+            code = ord(char)
+            # The sampled token is the most likely; the alternatives are its next code points.
+            alternatives = [(code + j, -0.1 - j) for j in range(k)]
+            rows.append((name(code), -0.1, [(name(c), v) for c, v in alternatives]))
+        if chat:
+            content = [{"token": t, "logprob": v, "top_logprobs": [{"token": a, "logprob": b} for a, b in alts]}
+                       for t, v, alts in rows]
+            fields: dict[str, Any] = {"logprobs": {"content": content}}
+        else:
+            fields = {"logprobs": {"tokens": [t for t, _, _ in rows], "token_logprobs": [v for _, v, _ in rows],
+                                   "top_logprobs": [dict(alts) for _, _, alts in rows]}}
+            if ids and body.get("return_token_ids"):
+                fields["prompt_token_ids"] = PROMPT_IDS
+        if ids and body.get("return_token_ids"):
+            fields["token_ids"] = [ord(c) for c in text]
+        return fields
+
+    def _score(self, body: dict[str, Any]) -> dict[str, Any]:
+        """vLLM's answer to prompts of ids with `prompt_logprobs`: each prompt token's logprob by id, one choice per
+        prompt (a list of ids, or a list of such lists)."""
+        prompts = body["prompt"] if body["prompt"] and isinstance(body["prompt"][0], list) else [body["prompt"]]
+        choices = []
+        for index, prompt in enumerate(prompts):
+            choice: dict[str, Any] = {"index": index, "text": "x", "finish_reason": "length"}
+            if self.prompt_scorer is not None and self.logprobs == "ids":
+                ids = [int(t) for t in prompt]
+                values = self.prompt_scorer(ids)
+                choice["prompt_logprobs"] = [None] + [{str(token): {"logprob": value, "rank": 1}}
+                                                      for token, value in zip(ids[1:], values, strict=True)]
+            choices.append(choice)
+        tokens = sum(len(p) for p in prompts)
+        return {"id": "scripted", "object": "text_completion", "model": body.get("model"), "choices": choices,
+                "usage": {"prompt_tokens": tokens, "completion_tokens": len(prompts), "total_tokens": tokens + len(prompts)}}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self

@@ -24,6 +24,8 @@ from distill.plan.preflight import preflight
 from distill.text import R1_TEMPERATURE, R1_TOP_P
 from distill.train.card import write_card
 from distill.train.data import build_dataset, check_template, read_corpus, write_report
+from distill.train.kd import build_kd_trainer
+from distill.train.kd_data import build_kd_dataset
 from distill.train.launch import Machines, launch
 from distill.train.recipe import StudentRecipe, load_student_recipe
 from distill.train.sft import base_path, build_trainer, check_report_to, load_model, load_tokenizer
@@ -153,14 +155,21 @@ def train(
         _wait_for(out / "base" / "config.json")
     tokenizer = load_tokenizer(recipe, base)
     check_template(tokenizer, recipe.path or "<recipe>")
-    dataset, report = build_dataset(rows, tokenizer, recipe.max_length, recipe.overlong)
+    records = None
+    if recipe.objective == "kd":  # the teacher's ids and top-K logprobs (distill/train/kd_data.py)
+        dataset, report, records = build_kd_dataset(rows, tokenizer, recipe, data)
+    else:
+        dataset, report = build_dataset(rows, tokenizer, recipe.max_length, recipe.overlong)
     if rank0:
         write_report(report, out)
     model = load_model(recipe, base, tokenizer)
     # The EOS agrees everywhere: model config, generation config (also in every checkpoint), tokenizer, template.
     model.config.eos_token_id = tokenizer.eos_token_id
     model.generation_config = r1_generation_config(recipe, tokenizer)
-    trainer = build_trainer(recipe, model, tokenizer, dataset, out, max_steps)
+    if records is not None:
+        trainer = build_kd_trainer(recipe, model, tokenizer, dataset, records, out, max_steps)
+    else:
+        trainer = build_trainer(recipe, model, tokenizer, dataset, out, max_steps)
     resume = last_checkpoint(out)
     if resume:
         log.info("resuming from %s", resume)

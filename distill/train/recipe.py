@@ -57,6 +57,29 @@ class HardwareSettings:
 
 
 @dataclass
+class KDSettings:
+    """Offline logit distillation (`objective: kd`): the divergence to the teacher's stored top-K and its knobs
+    (distill/train/kd.py says how the mass beyond the top K is handled)."""
+
+    loss: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"
+    beta: float = 0.5  # the JSD's mixture weight of the teacher, 0 < beta < 1 (TRL's GKD convention)
+    temperature: float = 1.0  # softens both distributions; the loss is scaled by temperature^2
+    alpha: float = 0.0  # weight of cross-entropy on the teacher's tokens: loss = alpha CE + (1 - alpha) KD
+    top_k: int = 20  # how many of the stored alternatives to use (at most the K the run stored)
+    teacher_tokenizer: str | None = None  # the teacher's tokenizer folder (default: the one the run's manifest names)
+
+    def __post_init__(self) -> None:
+        if self.loss == "jsd" and not 0 < self.beta < 1:
+            raise ValueError(f"kd.beta: expected 0 < beta < 1 for loss jsd, got {self.beta}")
+        if not self.temperature > 0:
+            raise ValueError(f"kd.temperature: expected a positive temperature, got {self.temperature}")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"kd.alpha: expected a weight in [0, 1], got {self.alpha}")
+        if self.top_k < 1:
+            raise ValueError(f"kd.top_k: expected at least 1, got {self.top_k}")
+
+
+@dataclass
 class StudentRecipe:
     """Everything needed to fine-tune one student; field names follow TRL/transformers where they exist."""
 
@@ -101,6 +124,8 @@ class StudentRecipe:
     tiny: TinySettings = field(default_factory=TinySettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
     hardware: HardwareSettings = field(default_factory=HardwareSettings)
+    objective: Literal["sft", "kd"] = "sft"  # kd: logit distillation from the teacher's stored top-K (kd:)
+    kd: KDSettings = field(default_factory=KDSettings)
     sources: list[str] = field(default_factory=list)  # where the numbers come from
     path: str | None = None  # the recipe file (set by load_student_recipe)
 

@@ -1,4 +1,4 @@
-"""Both notebooks run top to bottom (nbclient, the venv's python3 kernel) with small parameters; any cell
+"""The notebooks run top to bottom (nbclient, the venv's python3 kernel) with small parameters; any cell
 that raises fails the test."""
 
 from __future__ import annotations
@@ -50,3 +50,12 @@ def test_explore_traces_notebook_runs(interrupted_run: dict, monkeypatch: pytest
     assert "verified samples," in text and "drop reasons:" in text
     html = [o for cell in book.cells for o in cell.get("outputs", []) if "text/html" in o.get("data", {})]
     assert html and "sample 0" in html[0]["data"]["text/html"]
+
+
+def test_teacher_signal_notebook_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    book = execute("teacher_signal.ipynb", {"NB_MAX_NEW_TOKENS": "48", "NB_PROBLEM_SEED": "3"}, monkeypatch)
+    text = outputs(book)
+    assert "tokens sampled by the student" in text and "reference:" in text
+    assert "mean reverse KL estimate" in text and "the teacher disagrees most with:" in text
+    images = [o for cell in book.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 1  # the per-token signal

@@ -3,7 +3,8 @@ planned fault point, then once more to the end; print what happened as JSON. Use
 
     python tests/sampling/fault_runner.py JOB.json
 
-JOB: {"run", "problems", "backend", "model", "base_url", "samples", "max_new_tokens", "batch_size", "plans"}.
+JOB: {"run", "problems", "backend", "model", "base_url", "samples", "max_new_tokens", "batch_size", "plans"}
+and optionally "logprobs" (top-K stored in the sidecar).
 Forking from one process that imported everything keeps each crash-and-resume cycle well under a second.
 """
 
@@ -27,7 +28,8 @@ def cycle(job: dict, plan: str) -> None:
     settings = [f"local.batch_size={job['batch_size']}"] if job["backend"] == "transformers" else []
     profile = resolve_teacher(model=job["model"], backend=job["backend"], base_url=job.get("base_url"),
                               settings=settings)
-    config = profile.sampling.replace(n=job["samples"], max_new_tokens=job["max_new_tokens"], seed=0)
+    config = profile.sampling.replace(n=job["samples"], max_new_tokens=job["max_new_tokens"], seed=0,
+                                      logprobs=job.get("logprobs"))
     summary = generate_run(load_problems(job["problems"]), profile, config, job["run"], progress=False)
     os._exit(0 if summary["ok"] else 3)
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from distill.errors import ConfigError, DistillError
 from distill.sampling.backends.base import Completion, Request, sample_seed
+from distill.sampling.backends.openai_logprobs import parse_token_logprobs, prompt_token_ids, request_fields
 from distill.sampling.backends.openai_protocol import (
     Choice,
     parse_choices,
@@ -122,6 +123,7 @@ class OpenAIBackend:
                 raise ConfigError("tokenizer: the completions endpoint needs a local tokenizer to render prompts")
             self.tokenizer = self._load_tokenizer()
         self.requests_sent = 0
+        self._logprobs: int | None = None  # top-K asked of the server for the current stream
         self.retries: Counter[str] = Counter()
         self._said: set[str] = set()
         self._next_url = itertools.cycle(self.urls)
@@ -148,6 +150,7 @@ class OpenAIBackend:
         """
         out: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
+        self._logprobs = config.logprobs
         thread = threading.Thread(target=lambda: asyncio.run(self._run(list(requests), config, out, stop)),
                                   name="openai-backend", daemon=True)
         thread.start()
@@ -259,8 +262,17 @@ class OpenAIBackend:
             elif tokens is not None and len(choices) > 1:
                 # Usage is per response; split it over the choices by length.
                 tokens = round(tokens * (len(choice.text) + len(choice.reasoning or "")) / total_chars)
-            yield Completion(request.problem_id, missing[position], choice.text, choice.finish_reason,
-                             choice.reasoning, prompt_tokens, tokens, seed)
+            completion = Completion(request.problem_id, missing[position], choice.text, choice.finish_reason,
+                                    choice.reasoning, prompt_tokens, tokens, seed)
+            if self._logprobs:
+                # Token ids or nothing: a server that sends strings (or no logprobs) stops the run here.
+                where = f"{redact_url(self.urls[0])}: {request.problem_id}"
+                completion.logprobs = parse_token_logprobs(choice.raw, self.api.endpoint, self._logprobs, where)
+                completion.token_ids = completion.logprobs.token_ids.tolist()
+                completion.prompt_token_ids = prompt_token_ids(data, choice.raw, where)
+                completion.completion_tokens = len(completion.token_ids)
+                completion.prompt_tokens = len(completion.prompt_token_ids)
+            yield completion
 
     def _counting_tokenizer(self) -> Any:
         """The tokenizer that counts tokens when the server sends no usage (None without `tokenizer:`)."""
@@ -279,6 +291,8 @@ class OpenAIBackend:
                                 "top_p": config.top_p, "max_tokens": config.max_new_tokens, "seed": seed}
         if config.stop:
             body["stop"] = list(config.stop)
+        if config.logprobs:
+            body.update(request_fields(self.api.endpoint, config.logprobs))
         if self.api.endpoint == "completions":
             body["prompt"] = render_prompt(request.messages, self.tokenizer, self.profile)
         else:

@@ -16,6 +16,7 @@ class Choice:
     text: str
     reasoning: str | None
     finish_reason: str | None
+    raw: Any = None  # the choice object as sent (its logprobs are read by openai_logprobs)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -131,4 +132,4 @@ def _parse_choice(item: Any) -> tuple[Choice | None, str]:
     text = text or ""
     if not text.strip() and not (reasoning or "").strip():
         return None, "a choice without text"
-    return Choice(text, reasoning, finish), ""
+    return Choice(text, reasoning, finish, item), ""

@@ -1,5 +1,9 @@
 """The `transformers` backend: batched `generate` with left padding, rows grouped by prompt length,
-KV cache, stop at EOS or stop strings, seeded per batch. The CPU backend of tests and quickstart."""
+KV cache, stop at EOS or stop strings, seeded per batch. The CPU backend of tests and quickstart.
+
+With `SamplingConfig.logprobs = K` a logits processor (`LogprobRecorder`) records, at every step, the
+top-K of the raw distribution (temperature 1, before top-p) and the sampled token's logprob; full
+logits are never kept (at 32k tokens x 152k vocabulary they would be 19 GB per sequence)."""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from distill.errors import ConfigError
-from distill.sampling.backends.base import Completion, Request, sample_seed
+from distill.errors import ConfigError, DistillError
+from distill.sampling.backends.base import Completion, Request, TokenLogprobs, sample_seed
 from distill.sampling.config import SamplingConfig
 from distill.sampling.profile import TeacherProfile
 from distill.sampling.prompts import render_prompt
@@ -31,6 +35,56 @@ def load_tokenizer(path: str) -> Any:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+class LogprobRecorder:
+    """A logits processor that keeps, per generation step and row, the K best ids of the raw distribution
+    with their logprobs, and (one step later, once it is drawn) the sampled token's logprob.
+
+    It must run before the temperature and top-p warpers, which `generate` appends after every custom
+    processor, so the distribution it sees is the model's own at temperature 1. Only the previous step's
+    log-softmax is held (rows x vocabulary), never the whole sequence's logits.
+    """
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.top_ids: list[Any] = []  # per step: [rows, K] int32
+        self.top_logprobs: list[Any] = []  # per step: [rows, K] float32
+        self.sampled: list[Any] = []  # per step after the first: [rows] float32 (the previous step's token)
+        self._last: Any = None  # the previous step's log-softmax [rows, vocabulary]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        """Record this step and return the scores unchanged."""
+        import torch
+
+        if self._last is not None:
+            self.sampled.append(self._last.gather(1, input_ids[:, -1:]).squeeze(1).float().cpu().numpy())
+        logprobs = torch.log_softmax(scores.float(), dim=-1)
+        values, ids = logprobs.topk(min(self.k, logprobs.shape[-1]), dim=-1)
+        self.top_ids.append(ids.to(torch.int32).cpu().numpy())
+        self.top_logprobs.append(values.cpu().numpy())
+        self._last = logprobs
+        return scores
+
+    def finish(self, sequences: Any) -> None:
+        """Record the last step's sampled token (no processor call follows it) and drop the held row."""
+        if self._last is not None and len(self.sampled) < len(self.top_ids):
+            self.sampled.append(self._last.gather(1, sequences[:, -1:].to(self._last.device)).squeeze(1).float().cpu().numpy())
+        self._last = None
+
+    def row(self, row: int, token_ids: list[int]) -> TokenLogprobs:
+        """The logprobs of one row's first `len(token_ids)` generated tokens."""
+        import numpy as np
+
+        steps = len(token_ids)
+        if steps > len(self.top_ids) or steps > len(self.sampled):
+            raise DistillError(f"logprobs: recorded {len(self.top_ids)} steps for {steps} generated tokens")
+        return TokenLogprobs(
+            token_ids=np.asarray(token_ids, dtype=np.int32),
+            sampled=np.asarray([self.sampled[t][row] for t in range(steps)], dtype=np.float32),
+            top_ids=np.stack([self.top_ids[t][row] for t in range(steps)]).astype(np.int32).reshape(steps, -1),
+            top_logprobs=np.stack([self.top_logprobs[t][row] for t in range(steps)]).astype(np.float32).reshape(steps, -1),
+        )
 
 
 class TransformersBackend:
@@ -98,12 +152,19 @@ class TransformersBackend:
             stop_strings=config.stop or None,
         )
         extra: dict[str, Any] = {"tokenizer": self.tokenizer} if config.stop else {}
-        if self.logits_processor is not None:
-            extra["logits_processor"] = self.logits_processor
+        recorder = LogprobRecorder(config.logprobs) if config.logprobs else None
+        # The recorder goes first among the custom processors, so no other one has changed the logits it sees.
+        processors = ([recorder] if recorder else []) + list(self.logits_processor or [])
+        if processors:
+            from transformers import LogitsProcessorList
+
+            extra["logits_processor"] = LogitsProcessorList(processors)
         device = self.model.device
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                                       generation_config=generation, **extra)
+            if recorder is not None:
+                recorder.finish(out)
         completions = []
         for row, (problem_id, index, ids) in enumerate(rows):
             generated = out[row, width:].tolist()
@@ -116,7 +177,9 @@ class TransformersBackend:
             for stop in config.stop:
                 if stop in text:
                     text, finish = text.split(stop, 1)[0], "stop"
-            completions.append(Completion(problem_id, index, text, finish, None, len(ids), length, seed))
+            logprobs = recorder.row(row, generated[:length]) if recorder is not None else None
+            completions.append(Completion(problem_id, index, text, finish, None, len(ids), length, seed,
+                                          token_ids=generated[:length], prompt_token_ids=list(ids), logprobs=logprobs))
         return completions
 
     def close(self) -> None:
