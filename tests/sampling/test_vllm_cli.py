@@ -34,11 +34,6 @@ def toy(n: int, seed: int) -> list[Problem]:
     return [p for p, _ in generate(n, seed=seed, difficulty=1)]
 
 
-def stored_lines(run: Path) -> int:
-    """Complete sample lines written so far, in whatever files the run keeps them."""
-    return sum(path.read_bytes().count(b"\n") for path in run.rglob("*.jsonl"))
-
-
 def child_env() -> dict[str, str]:
     """The environment of a command-line run: this checkout's distill first."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -55,7 +50,11 @@ def stop_group(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_kill_9_and_resume_store_every_key_once_with_the_uninterrupted_text(vllm_teacher, vllm_profile_file, tmp_path):
+def test_two_engines_as_shards_of_one_run_survive_kill_9_and_store_every_key_once(vllm_teacher, vllm_profile_file,
+                                                                                  tmp_path):
+    """Data parallelism is one engine per declared shard: two `distill generate --shard I/2` processes on one
+    run, the first killed with -9 mid-run and resumed, store the 800 keys of 200 problems x 4 exactly once,
+    each with the text an uninterrupted single-engine run gives it."""
     problems = toy(200, seed=21)
     problems_file = tmp_path / "problems.jsonl"
     write_jsonl(problems_file, (to_dict(p) for p in problems))
@@ -65,19 +64,31 @@ def test_kill_9_and_resume_store_every_key_once_with_the_uninterrupted_text(vllm
     assert len(reference) == 800
 
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "distill", "generate", "--teacher", str(vllm_profile_file), "--backend", "vllm",
-               "--problems", str(problems_file), "--out", str(run), "--samples", "4"]
-    with (tmp_path / "killed.log").open("wb") as log:
-        killed = subprocess.Popen(command, cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-        deadline = time.monotonic() + 300
-        while stored_lines(run) < 100 and killed.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        stop_group(killed)
-    at_kill = stored_lines(run)
-    assert 100 <= at_kill < 800, (tmp_path / "killed.log").read_text()[-3000:]
 
-    resumed = subprocess.run(command, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=600)
+    def command(shard: int) -> list[str]:
+        return [sys.executable, "-m", "distill", "generate", "--teacher", str(vllm_profile_file), "--backend", "vllm",
+                "--problems", str(problems_file), "--out", str(run), "--samples", "4", "--shard", f"{shard}/2"]
+
+    first_shard = run / "samples" / "shard-0-of-2.jsonl"
+    with (tmp_path / "killed.log").open("wb") as log, (tmp_path / "other.log").open("wb") as other_log:
+        other = subprocess.Popen(command(1), cwd=REPO, env=child_env(), stdout=other_log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        killed = subprocess.Popen(command(0), cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            deadline = time.monotonic() + 300
+            while (not first_shard.exists() or first_shard.read_bytes().count(b"\n") < 50) \
+                    and killed.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            stop_group(killed)
+            at_kill = first_shard.read_bytes().count(b"\n") if first_shard.exists() else 0
+            assert 50 <= at_kill < 400, (tmp_path / "killed.log").read_text()[-3000:]
+            assert other.wait(timeout=600) == 0, (tmp_path / "other.log").read_text()[-3000:]
+        finally:
+            if other.poll() is None:
+                stop_group(other)
+
+    resumed = subprocess.run(command(0), cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     samples = list(read_samples(run))
     assert Counter(s.key for s in samples) == Counter({(p.id, i): 1 for p in problems for i in range(4)})
@@ -129,7 +140,8 @@ def test_eval_with_backend_vllm_samples_through_the_engine(vllm_teacher, vllm_pr
     assert summary["profile"]["backend"] == "vllm"
     result = summary["benchmarks"]["toy_bench"]
     assert result["problems"] == 12 and 0 < result["pass@1"] <= 1
-    assert all(s.teacher.endswith("(vllm)") for s in read_samples(out / "toy_bench" / "run"))
+    assert json.loads((out / "toy_bench" / "run" / "manifest.json").read_text())["backend"] == "vllm"
+    assert len(list(read_samples(out / "toy_bench" / "run"))) == 24
 
 
 def serve_command(model: str, options: list[str]) -> list[str]:
