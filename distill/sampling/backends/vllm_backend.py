@@ -39,6 +39,7 @@ from typing import Any
 
 from distill.errors import ConfigError, DistillError
 from distill.sampling.backends.base import Completion, Request, TokenLogprobs, sample_seed
+from distill.sampling.backends.transformers_backend import load_tokenizer
 from distill.sampling.config import SamplingConfig
 from distill.sampling.profile import TeacherProfile
 from distill.sampling.prompts import render_prompt
@@ -180,8 +181,6 @@ class VllmBackend:
         """The checkpoint's own tokenizer.json for a local model (as the transformers backend renders
         and encodes prompts), else the engine's tokenizer."""
         if (Path(self.profile.engine_model()) / "tokenizer.json").exists():
-            from distill.sampling.backends.transformers_backend import load_tokenizer
-
             return load_tokenizer(self.profile.engine_model())
         return self.llm.get_tokenizer()
 
