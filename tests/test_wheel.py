@@ -23,8 +23,8 @@ def test_the_wheel_runs_shipped_sets_teachers_and_recipes_from_an_empty_director
     assert "6 samples stored, complete" in output
     manifest = json.loads((empty / "gen" / "manifest.json").read_text())
     assert manifest["teacher"]["model"] == "tiny"  # named by the profile, its local path only in `local`
-    sizes = ["train_problems.toy_n=6", "heldout.toy_n=3", "sample.n=1", "sample.max_new_tokens=48",
-             "train.max_steps=2", "eval.k=1", "eval.max_new_tokens=48", "verify.workers=1",
+    sizes = ["train_problems.toy_n=8", "validation.problems=2", "validation.max_new_tokens=48", "heldout.toy_n=3",
+             "sample.n=1", "sample.max_new_tokens=48", "train.max_steps=2", "train.checkpoints=2", "eval.k=1", "eval.max_new_tokens=48", "verify.workers=1",
              # At these sizes the corpus must not depend on how good the teacher is (filters have their own tests).
              "filters.correctness.enabled=false", "filters.truncation.enabled=false", "filters.format.enabled=false"]
     output = distill(installed, empty, "run", "quickstart", "--run-dir", "quick", *[f"--set={s}" for s in sizes])
