@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import random
 import tempfile
 import time
@@ -158,7 +159,6 @@ def main() -> None:
 
 def bind_vllm_threads(threads: int) -> str:
     """Bind vLLM's CPU worker to as many cores as the transformers arm has threads (unless already set)."""
-    import os
 
     cores = sorted(os.sched_getaffinity(0))[:threads]
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in cores))
@@ -167,11 +167,14 @@ def bind_vllm_threads(threads: int) -> str:
 
 def tiny_vllm_profile() -> TeacherProfile:
     """The bundled tiny teacher on vLLM: float32 as trained, eager (no compile step)."""
-    from distill.sampling import load_profile
+    from distill.sampling import resolve_teacher
     from distill.sampling.profile import VllmOptions
 
-    profile = load_profile(REPO / "teachers" / "tiny.yaml", {"backend": "vllm"})
-    return dataclasses.replace(profile, vllm=VllmOptions(dtype="float32", enforce_eager=True, max_model_len=1024))
+    profile = resolve_teacher(teacher="tiny", backend="vllm")
+    # vLLM's CPU build refuses to start unless gpu_memory_utilization x RAM is free; other processes hold some.
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    return dataclasses.replace(profile, vllm=VllmOptions(dtype="float32", enforce_eager=True, max_model_len=1024,
+                                                         gpu_memory_utilization=0.5))
 
 
 def run_vllm_benchmarks(args: argparse.Namespace) -> None:
