@@ -8,7 +8,20 @@ from typing import Annotated
 
 import typer
 
-from distill.cli import evaluate, filter, generate, opd, plan, problems, reinforce, report, run, toy, train, verify
+from distill.cli import (
+    evaluate,
+    filter,
+    generate,
+    opd,
+    plan,
+    problems,
+    reinforce,
+    report,
+    run,
+    toy,
+    train,
+    verify,
+)
 from distill.errors import DistillError
 
 app = typer.Typer(
