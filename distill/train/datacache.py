@@ -109,11 +109,12 @@ def cache_root(recipe: StudentRecipe, out: Path) -> Path:
 
 
 def _features(stats: bool) -> Features:
-    """The columns of tokenized rows, typed as `Dataset.from_dict` types Python int lists (int64), so the cached
-    set equals the in-memory one; `stats` adds the per-row columns the report is computed from."""
+    """The columns of tokenized rows, typed as `Dataset.from_dict` types them (datasets stores `input_ids` as
+    int32, `labels` as int64), so the cached set equals the in-memory one; `stats` adds the per-row columns the
+    report is computed from."""
     from datasets import Features, List, Value
 
-    columns: dict[str, Any] = {"input_ids": List(Value("int64")), "labels": List(Value("int64"))}
+    columns: dict[str, Any] = {"input_ids": List(Value("int32")), "labels": List(Value("int64"))}
     if stats:
         columns.update(raw_length=Value("int64"), n_labels=Value("int64"), keep=Value("bool"),
                        problem_id=Value("string"))
