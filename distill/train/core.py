@@ -29,7 +29,14 @@ from distill.train.datacache import training_data
 from distill.train.kd import build_kd_trainer
 from distill.train.launch import Machines, launch
 from distill.train.recipe import StudentRecipe, load_student_recipe
-from distill.train.sft import base_path, build_trainer, check_report_to, load_model, load_tokenizer, packing_mode
+from distill.train.sft import (
+    base_path,
+    build_trainer,
+    check_report_to,
+    load_model,
+    load_tokenizer,
+    packing_mode,
+)
 
 log = logging.getLogger(__name__)
 METRICS = "train_metrics.json"

@@ -224,7 +224,7 @@ def _build_kd(recipe: StudentRecipe, tokenizer: Any, corpora: list[Corpus]) -> t
     if len(corpora) > 1:
         raise ConfigError(f"{recipe.path}: key 'data': objective kd trains on one corpus (its rows point into that "
                           "corpus's teacher runs); mixtures are SFT-only for now")
-    return build_kd_dataset(read_corpus(corpora[0].path), tokenizer, recipe, corpora[0].path.parent)
+    return build_kd_dataset(read_corpus(corpora[0].path), tokenizer, recipe, corpora[0].path)
 
 
 def _save_records(records: KDRecords, path: Path) -> None:
