@@ -14,12 +14,15 @@ Each arm runs in its own subprocess, one after another, on the same corpus file:
   (the tokenizing `Dataset.map` alone, timed by wrapping it), the whole build's seconds, the
   builder's peak RSS (ru_maxrss of the process) and its workers' (ru_maxrss of RUSAGE_CHILDREN: the largest).
 - rank: what a training rank does with the cache: `load_cache` (memory-mapped) and one pass over every
-  packed row, the way the trainer's batches read them. Its peak RSS includes the mapped file pages it touched
-  (shared between ranks and reclaimable by the kernel; not private memory), and is the figure the 2 GB per
-  rank target is about.
+  packed row, the way the trainer's batches read them; the figure the 2 GB per rank target is about (rank 0
+  also builds the cache: the build arms' figures).
 - legacy (with --legacy): the previous path, `read_corpus` (every row in a Python list) and `build_dataset`
   (tokenized ids in Python lists) in one process; its peak RSS is the baseline the cache replaces.
-The ratio printed is build-2 rows/s over build-1 rows/s, measured in the same run. Threads are pinned to 1
+Every peak RSS is printed twice: ru_maxrss (VmHWM), and in brackets the peak of RssAnon sampled every 50 ms
+(`AnonPeak`): ru_maxrss also counts the pages of memory-mapped Arrow files a process has read, which are
+shared between processes (ranks map the same files) and which the kernel reclaims under pressure; RssAnon is
+the private memory a process cannot give back. The ratio printed is build-2 rows/s over build-1 rows/s,
+measured in the same run. Threads are pinned to 1
 (OMP_NUM_THREADS, RAYON_NUM_THREADS for the tokenizers' Rust pool) and the load average is printed: figures
 on a shared machine are noisy.
 """
@@ -34,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -118,8 +122,50 @@ def arm_legacy(corpus: Path, out: Path) -> dict:
     recipe, tokenizer, _ = setup(corpus, out, 1)
     start = time.perf_counter()
     rows = read_corpus(corpus)
-    dataset, report = build_dataset(rows, tokenizer, recipe.max_length, recipe.overlong)
+    _dataset, report = build_dataset(rows, tokenizer, recipe.max_length, recipe.overlong)
     return {"rows": len(rows), "build_s": time.perf_counter() - start, "kept": report.kept}
+
+
+class AnonPeak:
+    """The peak of anonymous (private) resident memory, RssAnon, of this process and of its worker processes,
+    sampled every 50 ms in a thread. ru_maxrss also counts the pages of memory-mapped Arrow files a process
+    has read (file-backed: shared between processes and reclaimable by the kernel), so it overstates what
+    a process holds once it has read a large mapped dataset; RssAnon is what it cannot give back."""
+
+    def __init__(self) -> None:
+        self.own = 0
+        self.worker = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _anon(pid: int | str) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.own = max(self.own, self._anon("self"))
+            for task in Path("/proc/self/task").iterdir():
+                try:
+                    children = (task / "children").read_text().split()
+                except OSError:
+                    continue
+                for pid in children:
+                    self.worker = max(self.worker, self._anon(pid))
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop sampling (after one last sample)."""
+        self._stop.set()
+        self._thread.join()
+        self.own = max(self.own, self._anon("self"))
 
 
 def child(args: argparse.Namespace) -> None:
@@ -128,6 +174,7 @@ def child(args: argparse.Namespace) -> None:
 
     import torch
 
+    sampler = AnonPeak()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
     corpus, out = Path(args.corpus), Path(args.out)
@@ -137,6 +184,8 @@ def child(args: argparse.Namespace) -> None:
         result = arm_rank(Path(args.folder))
     else:
         result = arm_legacy(corpus, out)
+    sampler.stop()
+    result["peak_anon_bytes"], result["workers_peak_anon_bytes"] = sampler.own, sampler.worker
     kib = 1024
     result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib
     result["workers_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kib
@@ -148,7 +197,7 @@ def run_arm(arm: str, corpus: Path, out: Path, folder: str = "") -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": str(REPO), "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
     cmd = [sys.executable, __file__, "--arm", arm, "--corpus", str(corpus), "--out", str(out), "--folder", folder]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"arm {arm} failed:\n{done.stderr[-4000:]}")
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
@@ -193,22 +242,30 @@ def bench(args: argparse.Namespace, work: Path) -> None:
         arm = f"build-{workers}"
         r = results[arm] = run_arm(arm, corpus, work / arm)
         print(f"{arm}: tokenized {r['rows']} rows in {r['tokenize_s']:.1f} s = {r['rows'] / r['tokenize_s']:.0f} rows/s; "
-              f"whole build {r['build_s']:.1f} s; Arrow {r['arrow_bytes'] / gib:.2f} GiB; peak RSS builder "
-              f"{r['peak_rss_bytes'] / gib:.2f} GiB, largest worker {r['workers_peak_rss_bytes'] / gib:.2f} GiB; "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+              f"whole build {r['build_s']:.1f} s; Arrow {r['arrow_bytes'] / gib:.2f} GiB; peak RSS (anonymous) "
+              f"builder {gb(r, 'peak')}, largest worker {gb(r, 'workers_peak')}; load average "
+              f"{os.getloadavg()[0]:.1f}", flush=True)
     rank = run_arm("rank", corpus, work / "rank", results["build-2"]["folder"])
     print(f"rank: memory-mapped {rank['packed_rows']} packed rows ({rank['tokens']} tokens of {rank['kept']} rows), "
-          f"one pass in {rank['pass_s']:.1f} s; peak RSS {rank['peak_rss_bytes'] / gib:.2f} GiB", flush=True)
+          f"one pass in {rank['pass_s']:.1f} s; peak RSS (anonymous) {gb(rank, 'peak')}", flush=True)
     if args.legacy:
         legacy = run_arm("legacy", corpus, work / "legacy")
         print(f"legacy (read_corpus + build_dataset in process): {legacy['rows']} rows in {legacy['build_s']:.1f} s = "
-              f"{legacy['rows'] / legacy['build_s']:.0f} rows/s; peak RSS {legacy['peak_rss_bytes'] / gib:.2f} GiB",
+              f"{legacy['rows'] / legacy['build_s']:.0f} rows/s; peak RSS (anonymous) {gb(legacy, 'peak')}",
               flush=True)
     one, two = (results[f"build-{w}"] for w in (1, 2))
     ratio = (two["rows"] / two["tokenize_s"]) / (one["rows"] / one["tokenize_s"])
     worst = max(rank["peak_rss_bytes"], one["peak_rss_bytes"], two["peak_rss_bytes"], two["workers_peak_rss_bytes"])
+    anon = max(rank["peak_anon_bytes"], one["peak_anon_bytes"], two["peak_anon_bytes"], two["workers_peak_anon_bytes"])
     print(f"tokenization rows/s, 2 workers / 1: {ratio:.2f}x; largest peak RSS of any process: {worst / gib:.2f} GiB "
-          f"({'under' if worst < 2 * gib else 'OVER'} the 2 GiB per rank target)")
+          f"({'under' if worst < 2 * gib else 'OVER'} the 2 GiB per rank target), of it anonymous (private) at most "
+          f"{anon / gib:.2f} GiB ({'under' if anon < 2 * gib else 'OVER'})")
+
+
+def gb(result: dict, name: str) -> str:
+    """`name`'s ru_maxrss and sampled RssAnon peaks of an arm's result, in GiB."""
+    gib = 1 << 30
+    return f"{result[name + '_rss_bytes'] / gib:.2f} GiB ({result[name + '_anon_bytes'] / gib:.2f})"
 
 
 if __name__ == "__main__":
