@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from distill.atomic import atomic_write_json
 from distill.errors import ConfigError, DistillError
+from distill.rundir import RunDir
 from distill.train.corpora import Corpus, fingerprint, iter_rows, mix, mix_streams
 from distill.train.data import IGNORE, OverlongReport, pack_rows, read_corpus, tokenize_row
+from distill.train.kd_data import LOCAL, KDRecords, build_kd_dataset, run_paths
 
 if TYPE_CHECKING:
     from datasets import Dataset, Features
 
-    from distill.train.kd_data import KDRecords
     from distill.train.recipe import StudentRecipe
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,6 @@ def tokenizer_identity(tokenizer: Any) -> str:
 def kd_identity(recipe: StudentRecipe, corpus: Path) -> dict[str, Any]:
     """What identifies a KD corpus's logprob sidecars: DATA_DIR/local.json and the fingerprint of every file in
     the teacher runs' samples folders, the stored top-K used, and the teacher tokenizer's files."""
-    from distill.rundir import RunDir
-    from distill.train.kd_data import LOCAL, run_paths
-
     local = corpus.parent / LOCAL
     runs = {}
     for name, path in sorted(run_paths(corpus.parent).items()):
@@ -219,8 +217,6 @@ def _build_sft(recipe: StudentRecipe, tokenizer: Any, corpora: list[Corpus], lay
 
 def _build_kd(recipe: StudentRecipe, tokenizer: Any, corpora: list[Corpus]) -> tuple[Dataset, OverlongReport, KDRecords]:
     """The KD set of distill/train/kd_data.py (one corpus; its checks need every row in memory once)."""
-    from distill.train.kd_data import build_kd_dataset
-
     if len(corpora) > 1:
         raise ConfigError(f"{recipe.path}: key 'data': objective kd trains on one corpus (its rows point into that "
                           "corpus's teacher runs); mixtures are SFT-only for now")
@@ -235,8 +231,6 @@ def _save_records(records: KDRecords, path: Path) -> None:
 
 def _load_records(path: Path) -> KDRecords:
     """KDRecords from `_save_records`' JSON."""
-    from distill.train.kd_data import KDRecords
-
     data = json.loads(path.read_text(encoding="utf-8"))
     records = KDRecords()
     records.files = [Path(f) for f in data["files"]]
