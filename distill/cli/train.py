@@ -12,8 +12,9 @@ from distill.train.launch import Machines
 
 def command(
     student: Annotated[str, typer.Option(help="Student recipe: a shipped name (tiny-student) or students/X.yaml.")],
-    data: Annotated[str, typer.Option(help="Corpus directory (from distill filter).")],
     out: Annotated[str, typer.Option(help="Output directory; a run there resumes from its last checkpoint.")],
+    data: Annotated[str | None, typer.Option(
+        help="Corpus directory (from distill filter); overrides the recipe's data: list.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after S optimiser steps.")] = None,
     num_processes: Annotated[int | None, typer.Option(help="Processes to launch over all machines (torchrun).")] = None,
     set_: Annotated[

@@ -23,12 +23,20 @@ from distill.errors import ConfigError
 from distill.plan.preflight import preflight
 from distill.text import R1_TEMPERATURE, R1_TOP_P
 from distill.train.card import write_card
-from distill.train.data import build_dataset, check_template, read_corpus, write_report
+from distill.train.corpora import corpora
+from distill.train.data import check_template, write_report
+from distill.train.datacache import training_data
 from distill.train.kd import build_kd_trainer
-from distill.train.kd_data import build_kd_dataset
 from distill.train.launch import Machines, launch
 from distill.train.recipe import StudentRecipe, load_student_recipe
-from distill.train.sft import base_path, build_trainer, check_report_to, load_model, load_tokenizer
+from distill.train.sft import (
+    base_path,
+    build_trainer,
+    check_report_to,
+    load_model,
+    load_tokenizer,
+    packing_mode,
+)
 
 log = logging.getLogger(__name__)
 METRICS = "train_metrics.json"
@@ -107,7 +115,7 @@ def save_outputs(trainer: Any, recipe: StudentRecipe, tokenizer: Any, out_dir: P
 
 def train(
     recipe_or_path: StudentRecipe | str | Path,
-    data_dir: str | Path,
+    data_dir: str | Path | None,
     out_dir: str | Path,
     max_steps: int | None = None,
     num_processes: int | None = None,
@@ -116,8 +124,9 @@ def train(
     machines: Machines | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the recipe's student (a loaded recipe, a path or a shipped name, with `KEY=VALUE`
-    `settings` on top) on DATA_DIR/corpus.jsonl into OUT; returns the summary (OUT/train_metrics.json,
-    with `out_dir`).
+    `settings` on top) on DATA_DIR/corpus.jsonl (or, with `data_dir` None, the recipe's `data:` corpora) into
+    OUT; returns the summary (OUT/train_metrics.json, with `out_dir`). The corpora are tokenized once into a
+    cached Arrow dataset (distill/train/datacache.py) or, with `streaming: true`, read as training goes.
 
     Resumes from the newest OUT/checkpoint-N when there is one (its step count continues); with
     `num_processes` > 1 (or the recipe's; all processes over all machines) or several `machines`, relaunches
@@ -126,7 +135,10 @@ def train(
     """
     recipe = resolve_recipe(recipe_or_path, settings)
     out = Path(out_dir).resolve()
-    data = Path(data_dir).resolve()
+    sources = corpora(recipe, data_dir)  # checked before anything is launched
+    data = Path(data_dir).resolve() if data_dir is not None else None
+    if recipe.streaming and max_steps is None:
+        raise ConfigError(f"{recipe.path}: key 'streaming': a streamed corpus has no known length; pass --max-steps")
     machines = machines or Machines()
     check_devices(recipe)
     check_kernels(recipe)
@@ -149,27 +161,24 @@ def train(
 
     rank0 = int(os.environ.get("RANK", "0")) == 0
     out.mkdir(parents=True, exist_ok=True)
-    rows = read_corpus(data)
     base = base_path(recipe, out) if rank0 or recipe.model != "tiny" else str(out / "base")
     if recipe.model == "tiny" and not rank0:
         _wait_for(out / "base" / "config.json")
     tokenizer = load_tokenizer(recipe, base)
     check_template(tokenizer, recipe.path or "<recipe>")
-    records = None
-    if recipe.objective == "kd":  # the teacher's ids and top-K logprobs (distill/train/kd_data.py)
-        dataset, report, records = build_kd_dataset(rows, tokenizer, recipe, data)
-    else:
-        dataset, report = build_dataset(rows, tokenizer, recipe.max_length, recipe.overlong)
-    if rank0:
+    # Tokenized once into the cache (or streamed); for objective kd, the teacher's ids and top-K (kd_data.py).
+    prepared = training_data(recipe, tokenizer, sources, out, packing_mode(recipe))
+    dataset, report, records = prepared.dataset, prepared.report, prepared.records
+    if rank0 and not recipe.streaming:
         write_report(report, out)
     model = load_model(recipe, base, tokenizer)
     # The EOS agrees everywhere: model config, generation config (also in every checkpoint), tokenizer, template.
     model.config.eos_token_id = tokenizer.eos_token_id
     model.generation_config = r1_generation_config(recipe, tokenizer)
     if records is not None:
-        trainer = build_kd_trainer(recipe, model, tokenizer, dataset, records, out, max_steps)
+        trainer = build_kd_trainer(recipe, model, tokenizer, dataset, records, out, max_steps, prepared.packed)
     else:
-        trainer = build_trainer(recipe, model, tokenizer, dataset, out, max_steps)
+        trainer = build_trainer(recipe, model, tokenizer, dataset, out, max_steps, prepared.packed)
     resume = last_checkpoint(out)
     if resume:
         log.info("resuming from %s", resume)
@@ -183,10 +192,13 @@ def train(
         "mode": recipe.mode,
         "quantization": "nf4" if getattr(model, "is_loaded_in_4bit", False) else None,
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "data": prepared.info,
         **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
     }
     if trainer.is_world_process_zero():
-        save_outputs(trainer, recipe, tokenizer, out, data, report, metrics)
+        first = sources[0].path  # the card describes --data, or the first corpus of the recipe's data:
+        card_data = data or (first.parent if first.name == "corpus.jsonl" else first)
+        save_outputs(trainer, recipe, tokenizer, out, card_data, report, metrics)
     trainer.accelerator.wait_for_everyone()
     return {**metrics, "out_dir": str(out)}
 

@@ -52,20 +52,25 @@ def corpus_path(data_dir: str | Path) -> Path:
     return path
 
 
+def check_row(row: dict[str, Any], where: str) -> None:
+    """A corpus row needs `messages` ending in an assistant turn with string content (`where` is file:line)."""
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RecordError(f"{where}: field 'messages': expected a non-empty list of chat messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str) or "role" not in message:
+            raise RecordError(f"{where}: field 'messages[{i}]': expected {{'role': ..., 'content': str}}")
+    if messages[-1]["role"] != "assistant":
+        raise RecordError(f"{where}: field 'messages': the last turn must be the assistant's")
+
+
 def read_corpus(data_dir: str | Path) -> list[dict[str, Any]]:
-    """The corpus rows, checked: each needs `messages` ending in an assistant turn with string content."""
+    """The corpus rows, checked (`check_row`), all in memory (the KD set; SFT reads rows one at a time through
+    distill/train/datacache.py)."""
     path = corpus_path(data_dir)
     rows: list[dict[str, Any]] = []
     for line, row in read_jsonl(path):
-        messages = row.get("messages")
-        where = f"{path}:{line}"
-        if not isinstance(messages, list) or not messages:
-            raise RecordError(f"{where}: field 'messages': expected a non-empty list of chat messages")
-        for i, message in enumerate(messages):
-            if not isinstance(message, dict) or not isinstance(message.get("content"), str) or "role" not in message:
-                raise RecordError(f"{where}: field 'messages[{i}]': expected {{'role': ..., 'content': str}}")
-        if messages[-1]["role"] != "assistant":
-            raise RecordError(f"{where}: field 'messages': the last turn must be the assistant's")
+        check_row(row, f"{path}:{line}")
         rows.append(row)
     if not rows:
         raise ConfigError(f"{path}: the corpus is empty")

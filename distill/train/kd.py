@@ -195,14 +195,15 @@ def at_least_one(value: Any) -> Any:
 
 
 def build_kd_trainer(recipe: Any, model: Any, tokenizer: Any, dataset: Any, records: KDRecords, out_dir: Any,
-                     max_steps: int | None) -> Any:
-    """The KD trainer over the prepared dataset: SFT's config and adapters, the KD collator and loss."""
+                     max_steps: int | None, packed: bool = False) -> Any:
+    """The KD trainer over the prepared dataset (`packed`: already packed into rows): SFT's config and adapters,
+    the KD collator and loss."""
     rows = model.get_input_embeddings().num_embeddings
     if records.max_id >= rows:
         raise DistillError(f"{recipe.path}: the teacher's records hold token id {records.max_id}, beyond the "
                            f"student's {rows}-row embedding")
     layout = packing_mode(recipe)
-    if layout == "rows":
+    if layout == "rows" and not packed:
         dataset = pack_rows(dataset, recipe.max_length)
     args = sft_config(recipe, out_dir, max_steps)
     args.remove_unused_columns = False  # kd_row/kd_pos reach the collator

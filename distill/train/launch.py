@@ -41,12 +41,12 @@ class Machines:
             raise ConfigError("--num-machines > 1 needs --main-process-ip (the address of machine 0)")
 
 
-def command_line(recipe: StudentRecipe, recipe_json: Path, data: Path, out: Path, processes: int,
+def command_line(recipe: StudentRecipe, recipe_json: Path, data: Path | None, out: Path, processes: int,
                  max_steps: int | None, machines: Machines | None = None) -> list[str]:
     """The launcher command: torchrun for DDP, accelerate launch for FSDP/ZeRO-3; `processes` counts every
     process over every machine."""
     machines = machines or Machines()
-    tail = ["--recipe-json", str(recipe_json), "--data", str(data), "--out", str(out)]
+    tail = ["--recipe-json", str(recipe_json), *(["--data", str(data)] if data is not None else []), "--out", str(out)]
     if max_steps is not None:
         tail += ["--max-steps", str(max_steps)]
     per_machine = processes // machines.count
@@ -91,7 +91,7 @@ def accelerate_plugin(config_file: str | Path) -> Any:
         return FullyShardedDataParallelPlugin() if args.use_fsdp else DeepSpeedPlugin()
 
 
-def launch(recipe: StudentRecipe, data: Path, out: Path, processes: int, max_steps: int | None,
+def launch(recipe: StudentRecipe, data: Path | None, out: Path, processes: int, max_steps: int | None,
            machines: Machines | None = None) -> Path:
     """Run this machine's share of `processes` training processes and wait; a failure raises with the exit
     status. On several machines OUT must be on a shared file system (machine 0's rank 0 saves)."""

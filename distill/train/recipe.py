@@ -79,6 +79,22 @@ class KDSettings:
             raise ValueError(f"kd.top_k: expected at least 1, got {self.top_k}")
 
 
+def check_data(entries: list[dict[str, Any]]) -> None:
+    """Refuse a `data:` list that is not `[{path, weight}]` with finite positive weights, naming the entry."""
+    import math
+
+    for i, entry in enumerate(entries):
+        key = f"data[{i}]"
+        if not isinstance(entry, dict) or set(entry) - {"path", "weight"} or "path" not in entry:
+            raise ValueError(f"key {key!r}: expected {{path: CORPUS, weight: W}}, got {entry!r}")
+        if not isinstance(entry["path"], str) or not entry["path"]:
+            raise ValueError(f"key '{key}.path': expected a corpus folder or JSONL file, got {entry['path']!r}")
+        weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"key '{key}.weight': expected a positive number (the corpus's expected share of rows "
+                             f"per epoch, before normalising), got {weight!r}")
+
+
 @dataclass
 class StudentRecipe:
     """Everything needed to fine-tune one student; field names follow TRL/transformers where they exist."""
@@ -126,6 +142,12 @@ class StudentRecipe:
     hardware: HardwareSettings = field(default_factory=HardwareSettings)
     objective: Literal["sft", "kd"] = "sft"  # kd: logit distillation from the teacher's stored top-K (kd:)
     kd: KDSettings = field(default_factory=KDSettings)
+    # The training data (distill/train/corpora.py): corpora with weights, each weight its corpus's expected share
+    # of rows per epoch (normalised); `distill train --data DIR` replaces the list with one corpus.
+    data: list[dict[str, Any]] = field(default_factory=list)
+    data_cache: str | None = None  # where tokenized datasets are cached (default OUT/.cache/tokenized)
+    dataset_num_proc: int = 1  # processes that tokenize (datasets' map(num_proc=...))
+    streaming: bool = False  # tokenize on the fly from the JSONL files (corpora larger than RAM); needs max_steps
     sources: list[str] = field(default_factory=list)  # where the numbers come from
     path: str | None = None  # the recipe file (set by load_student_recipe)
 
@@ -151,6 +173,12 @@ class StudentRecipe:
                     f"global_batch_size {self.global_batch_size} != per_device_train_batch_size x "
                     f"gradient_accumulation_steps x num_processes = {got}"
                 )
+        check_data(self.data)
+        if self.dataset_num_proc < 1:
+            raise ValueError(f"key 'dataset_num_proc': expected at least 1, got {self.dataset_num_proc}")
+        if self.streaming and self.objective == "kd":
+            raise ValueError("streaming: true with objective: kd: the KD set checks every row against the teacher's "
+                             "records before training, so it is built in full; set streaming: false")
         for key in ("chat_template", "accelerate_config"):
             value = getattr(self, key)
             if value is not None and not self.file(value).is_file():

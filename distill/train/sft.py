@@ -226,13 +226,15 @@ def context_parallel(recipe: StudentRecipe) -> dict[str, Any]:
 
 
 def build_trainer(recipe: StudentRecipe, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Any,
-                  out_dir: Path, max_steps: int | None) -> Any:
-    """An SFTTrainer over the prepared dataset, with a LoRA adapter for lora/qlora recipes."""
+                  out_dir: Path, max_steps: int | None, packed: bool = False) -> Any:
+    """An SFTTrainer over the prepared dataset (`packed`: already packed into rows, as the tokenized cache
+    holds it), with a LoRA adapter for lora/qlora recipes."""
     from trl import SFTTrainer
 
     collator = None
     if packing_mode(recipe) == "rows":
-        dataset = pack_rows(dataset, recipe.max_length)
+        if not packed:
+            dataset = pack_rows(dataset, recipe.max_length)
         collator = PackedRowsCollator(tokenizer.pad_token_id)
     return SFTTrainer(
         model=model,

@@ -1,5 +1,5 @@
 """One rank of a multi-process training run: `train()` relaunches itself as
-`python -m torch.distributed.run ... -m distill.train.worker --recipe-json R.json --data DIR --out DIR [--max-steps S]`
+`python -m torch.distributed.run ... -m distill.train.worker --recipe-json R.json [--data DIR] --out DIR [--max-steps S]`
 (see `distill.train.launch`); each rank rebuilds the recipe and calls `train()`, which sees LOCAL_RANK and does
 not relaunch."""
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the launcher's arguments and train this rank."""
     parser = argparse.ArgumentParser(prog="distill.train.worker")
     parser.add_argument("--recipe-json", required=True)
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", default=None)  # absent: the recipe's data: list
     parser.add_argument("--out", required=True)
     parser.add_argument("--max-steps", type=int, default=None)
     args = parser.parse_args(argv)
