@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from distill.config import apply_settings, from_mapping, read_yaml
 from distill.errors import ConfigError
-from distill.paths import find, resolve
-from distill.reinforce.recipe import PromptSettings
+from distill.paths import resolve
+from distill.reinforce.recipe import PromptSettings, recipe_file
 
 
 @dataclass
@@ -87,11 +87,8 @@ class OPDRecipe:
             raise ValueError(f"opd.temperature: expected a positive temperature, got {self.opd.temperature}")
 
     def file(self, value: str) -> Path:
-        """A file the recipe names (a prompt template, a system prompt), by the search order of `distill.paths.find`."""
-        found = find(value, relative_to=Path(self.path).parent if self.path else None)
-        if found is None:
-            raise ConfigError(f"{self.path or '<recipe>'}: {value}: no such file")
-        return found
+        """A file the recipe names (a prompt template, a system prompt), found as GRPO recipes find theirs."""
+        return recipe_file(self.path, value)
 
 
 def load_opd_recipe(path: str | Path, settings: list[str] | None = None) -> OPDRecipe:

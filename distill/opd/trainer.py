@@ -31,12 +31,13 @@ from distill.config import with_settings
 from distill.errors import ConfigError
 from distill.opd.recipe import OPDRecipe, load_opd_recipe
 from distill.opd.teacher import OPDTeacher, ServerScorer, resolve_opd_teacher
-from distill.problems import fingerprint, load_problems
+from distill.problems import fingerprint
 from distill.reinforce.grpo import (
     build_prompts,
     load_tokenizer,
     metrics_log,
     think_in_prompt,
+    training_problems,
     truncate_metrics,
 )
 from distill.reinforce.rewards import RewardSet
@@ -219,11 +220,7 @@ def opd(
     if not teacher_name:
         raise ConfigError("no teacher: give --teacher NAME|teachers/X.yaml|CHECKPOINT or set `teacher` in the recipe")
     source = problems or recipe.problems
-    if not source:
-        raise ConfigError("no problems: give --problems NAME|PATH or set `problems` in the recipe")
-    problem_list = load_problems(source)[: limit if limit is not None else recipe.limit]
-    if not problem_list:
-        raise ConfigError(f"{source}: no problems to train on")
+    problem_list = training_problems(source, limit if limit is not None else recipe.limit)
 
     resolved = resolve_opd_teacher(teacher_name, recipe.server)
     if resolved.server is not None and recipe.opd.loss == "reverse_kl":

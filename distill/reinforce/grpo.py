@@ -178,6 +178,17 @@ def grpo_config(recipe: GRPORecipe, out_dir: Path, think_opened: bool, weights: 
     )
 
 
+def training_problems(source: str | None, limit: int | None) -> list[Problem]:
+    """The problems an RL or on-policy run trains on: the set `source` names (a shipped name or a file), its
+    first `limit`; no source, or no problem left, is an error."""
+    if not source:
+        raise ConfigError("no problems: give --problems NAME|PATH or set `problems` in the recipe")
+    problem_list = load_problems(source)[:limit]
+    if not problem_list:
+        raise ConfigError(f"{source}: no problems to train on")
+    return problem_list
+
+
 def reinforce(
     recipe_or_path: GRPORecipe | str | Path,
     out_dir: str | Path,
@@ -212,14 +223,7 @@ def reinforce(
     if memory is not None:
         log.info("memory plan: %s", memory.verdict())
     source = problems or recipe.problems
-    if not source:
-        raise ConfigError("no problems: give --problems NAME|PATH or set `problems` in the recipe")
-    problem_list = load_problems(source)
-    limit = limit if limit is not None else recipe.limit
-    if limit is not None:
-        problem_list = problem_list[:limit]
-    if not problem_list:
-        raise ConfigError(f"{source}: no problems to train on")
+    problem_list = training_problems(source, limit if limit is not None else recipe.limit)
     if any(p.kind == "code" for p in problem_list):
         ensure_sandbox(recipe.rewards.unsafe_no_sandbox)  # refuse before loading any model
 

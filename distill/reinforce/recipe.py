@@ -19,6 +19,15 @@ from distill.paths import find, resolve
 AnswerFormat = Literal["after_think", "answer_tags"]
 
 
+def recipe_file(recipe_path: str | None, value: str) -> Path:
+    """A file an RL or on-policy recipe names (a prompt template, a system prompt), by the search order of
+    `distill.paths.find`, starting at the recipe's folder; missing, an error naming the recipe."""
+    found = find(value, relative_to=Path(recipe_path).parent if recipe_path else None)
+    if found is None:
+        raise ConfigError(f"{recipe_path or '<recipe>'}: {value}: no such file")
+    return found
+
+
 @dataclass
 class PromptSettings:
     """How a problem becomes a prompt, and where the final answer sits in a completion."""
@@ -112,12 +121,8 @@ class GRPORecipe:
     path: str | None = None  # the recipe file (set by the loader); its folder is where relative paths start
 
     def file(self, value: str) -> Path:
-        """A file the recipe names (a prompt template, a system prompt), by the search order of
-        `distill.paths.find`, starting at the recipe's folder."""
-        found = find(value, relative_to=Path(self.path).parent if self.path else None)
-        if found is None:
-            raise ConfigError(f"{self.path or '<recipe>'}: {value}: no such file")
-        return found
+        """A file the recipe names (a prompt template, a system prompt); see `recipe_file`."""
+        return recipe_file(self.path, value)
 
     def __post_init__(self) -> None:
         g = self.grpo
