@@ -41,7 +41,7 @@ from distill.reinforce.grpo import (
     truncate_metrics,
 )
 from distill.reinforce.rewards import RewardSet
-from distill.train.core import last_checkpoint
+from distill.train.core import last_checkpoint, train_or_finish
 from distill.train.kd_data import check_same_tokens, load_plain_tokenizer
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ def opd(
              len(problem_list), recipe.opd.loss)
     started = time.time()
     try:
-        trainer.train(resume_from_checkpoint=last)
+        train_or_finish(trainer, last)
     finally:
         if resolved.server is not None:
             resolved.server.close()

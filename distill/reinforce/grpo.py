@@ -21,6 +21,7 @@ from distill.problems import fingerprint, load_problems
 from distill.records import Problem, prompt_text
 from distill.reinforce.recipe import GRPORecipe, load_grpo_recipe
 from distill.reinforce.rewards import RewardSet
+from distill.train.core import last_checkpoint, train_or_finish
 from distill.text import MATH_PROMPT_SUFFIX
 from distill.verify import ensure_sandbox
 
@@ -206,7 +207,6 @@ def reinforce(
     early. A run whose `out_dir` holds checkpoints resumes from the last one. Writes out_dir/metrics.jsonl
     (one row per logged step) and out_dir/reinforce.json (recipe, problem set, steps, wall time, last metrics).
     """
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOTrainer
 
     if isinstance(recipe_or_path, GRPORecipe):
@@ -256,7 +256,7 @@ def reinforce(
         processing_class=tokenizer,
         callbacks=[metrics_log(out / METRICS_FILE)],
     )
-    last = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
+    last = last_checkpoint(out)  # skips a checkpoint torn by a kill while saving
     if last is not None:
         step = int(Path(last).name.split("-")[-1])
         log.info("resuming from %s (step %d)", last, step)
@@ -267,7 +267,7 @@ def reinforce(
         dict(zip([n for n, _, _ in rewards.active], rewards.weights, strict=True)), "vLLM" if vllm else "transformers",
     )
     started = time.time()
-    trainer.train(resume_from_checkpoint=last)
+    train_or_finish(trainer, last)
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
     history = [h for h in trainer.state.log_history if "loss" in h or "reward" in h]

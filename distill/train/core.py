@@ -91,6 +91,34 @@ def last_checkpoint(out_dir: Path) -> str | None:
     return None
 
 
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """The optimizer step of OUT/checkpoint-N: N."""
+    return int(Path(checkpoint).name.split("-")[-1])
+
+
+def reached_max_steps(trainer: Any, checkpoint: str | None) -> bool:
+    """Whether the checkpoint a run would resume from is already at the trainer's max_steps."""
+    return checkpoint is not None and 0 < trainer.args.max_steps <= checkpoint_step(checkpoint)
+
+
+def train_or_finish(trainer: Any, checkpoint: str | None) -> Any:
+    """`trainer.train(resume_from_checkpoint=checkpoint)`, except for a run whose checkpoint already reached
+    max_steps: Hugging Face's Trainer resumed there still takes one more step (it checks the limit after a
+    step), so running a finished command again would write checkpoint-N+1 and change its result. Such a run
+    loads the checkpoint's weights and state instead and trains nothing. Returns the TrainOutput."""
+    if not reached_max_steps(trainer, checkpoint):
+        return trainer.train(resume_from_checkpoint=checkpoint)
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    log.info("%s reached max_steps (%d) already: nothing to train", checkpoint, trainer.args.max_steps)
+    trainer._load_from_checkpoint(checkpoint)  # Trainer's own loader (full weights or a PEFT adapter)
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    # The exact mean loss of the run is not in a checkpoint; the mean of the logged losses stands for it.
+    return TrainOutput(trainer.state.global_step, sum(losses) / len(losses) if losses else float("nan"), {})
+
+
 def r1_generation_config(recipe: StudentRecipe, tokenizer: Any) -> Any:
     """R1's sampling defaults (temperature 0.6, top-p 0.95) stopping at the tokenizer's (and template's) EOS."""
     from transformers import GenerationConfig
@@ -182,7 +210,12 @@ def train(
     resume = last_checkpoint(out)
     if resume:
         log.info("resuming from %s", resume)
-    result = trainer.train(resume_from_checkpoint=resume)
+    if reached_max_steps(trainer, resume) and (out / METRICS).is_file():
+        previous = json.loads((out / METRICS).read_text(encoding="utf-8"))
+        if previous.get("global_step") == checkpoint_step(resume):  # finished, outputs and all
+            log.info("%s finished at step %d already: nothing to train or write", out, previous["global_step"])
+            return {**previous, "out_dir": str(out)}
+    result = train_or_finish(trainer, resume)
     metrics = {
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,

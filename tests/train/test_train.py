@@ -66,6 +66,30 @@ def test_stopped_run_resumes_and_its_step_count_continues(tiny_recipe: Path, toy
     assert (out / "base" / "model.safetensors").read_bytes() == weights  # the same base, not a new random one
 
 
+def test_a_finished_run_run_again_trains_nothing_and_changes_nothing(tiny_recipe: Path, toy_corpus: Path,
+                                                                     tmp_path: Path, fast) -> None:
+    """Hugging Face's Trainer resumed at max_steps takes one more step; a finished `distill train` run again
+    must neither write checkpoint-N+1 nor change its weights, and a run killed after its last checkpoint but
+    before its final outputs writes them from that checkpoint."""
+    out = tmp_path / "run"
+    train(tiny_recipe, toy_corpus, out, max_steps=3, settings=fast)
+    weights = (out / "model.safetensors").read_bytes()
+    metrics = (out / "train_metrics.json").read_text()
+    checkpoints = sorted(p.name for p in out.glob("checkpoint-*"))
+    assert checkpoints[-1] == "checkpoint-3"
+
+    assert train(tiny_recipe, toy_corpus, out, max_steps=3, settings=fast)["global_step"] == 3
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == checkpoints
+    assert (out / "model.safetensors").read_bytes() == weights
+    assert (out / "train_metrics.json").read_text() == metrics
+
+    (out / "model.safetensors").unlink()
+    (out / "train_metrics.json").unlink()  # as if killed between the last checkpoint and the final save
+    assert train(tiny_recipe, toy_corpus, out, max_steps=3, settings=fast)["global_step"] == 3
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == checkpoints
+    assert (out / "model.safetensors").read_bytes() == weights
+
+
 def test_cli_train_reports_bad_input_in_one_line(tiny_recipe: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["train", "--student", str(tiny_recipe), "--data", str(tmp_path), "--out", str(tmp_path / "o")])
