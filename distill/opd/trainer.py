@@ -41,7 +41,7 @@ from distill.reinforce.grpo import (
     truncate_metrics,
 )
 from distill.reinforce.rewards import RewardSet
-from distill.train.core import last_checkpoint, train_or_finish
+from distill.train.core import checkpoint_step, last_checkpoint, train_or_finish
 from distill.train.kd_data import check_same_tokens, load_plain_tokenizer
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ def opd(
     )
     last = last_checkpoint(out)
     if last is not None:
-        step = int(Path(last).name.split("-")[-1])
+        step = checkpoint_step(last)
         log.info("resuming from %s (step %d)", last, step)
         truncate_metrics(out / METRICS_FILE, step)
     log.info("on-policy distillation of %s into %s: %d problems, loss %s", resolved.name, student_path,

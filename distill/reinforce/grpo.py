@@ -21,8 +21,8 @@ from distill.problems import fingerprint, load_problems
 from distill.records import Problem, prompt_text
 from distill.reinforce.recipe import GRPORecipe, load_grpo_recipe
 from distill.reinforce.rewards import RewardSet
-from distill.train.core import last_checkpoint, train_or_finish
 from distill.text import MATH_PROMPT_SUFFIX
+from distill.train.core import checkpoint_step, last_checkpoint, train_or_finish
 from distill.verify import ensure_sandbox
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ def reinforce(
     )
     last = last_checkpoint(out)  # skips a checkpoint torn by a kill while saving
     if last is not None:
-        step = int(Path(last).name.split("-")[-1])
+        step = checkpoint_step(last)
         log.info("resuming from %s (step %d)", last, step)
         truncate_metrics(out / METRICS_FILE, step)
     log.info(
