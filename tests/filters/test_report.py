@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 
 import pytest
+from need import need
 from planted_filters import PLANTED_OVERRIDES
 
 from distill.errors import DistillError
@@ -45,10 +45,8 @@ def test_report_is_self_contained(report):
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(report, tmp_path):
     browser = _chromium()
-    if browser is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI: chromium not found (.ci/run installs it through scripts/setup.sh test)")
-        pytest.skip("chromium not found (Debian: apt-get install chromium; scripts/setup.sh installs it in test mode)")
+    need(browser is not None, "chromium not found (Debian: apt-get install chromium; scripts/setup.sh installs it "
+                              "in test mode)")
     page = tmp_path / "page.html"
     page.write_text(report.read_text().replace("</body>", CHECK + "</body>"))
     result = subprocess.run(

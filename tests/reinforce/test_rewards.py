@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from need import need
 
 from distill.records import Problem
 from distill.reinforce.rewards import RewardSet, group_std, weighted_totals, well_formed
@@ -161,13 +162,9 @@ FORGED = {
 
 
 def _need_bwrap() -> None:
-    import os
     import shutil
 
-    if shutil.which("bwrap") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI: bubblewrap (bwrap) is not installed")
-        pytest.skip("bubblewrap (bwrap) is not installed")
+    need(shutil.which("bwrap") is not None, "bubblewrap (bwrap) is not installed (scripts/setup.sh installs it)")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

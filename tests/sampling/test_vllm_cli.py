@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from need import need
 
 from distill.jsonl import write_jsonl
 from distill.records import Problem, to_dict
@@ -250,10 +251,7 @@ def test_a_tensor_parallel_engine_runs_inside_a_jupyter_kernel(vllm_installed, t
     from nbclient import NotebookClient
 
     cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < 2:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"tensor parallelism 2 needs 2 cores, this machine lends {len(cores)}")
-        pytest.skip("tensor parallelism 2 needs 2 cores")
+    need(len(cores) >= 2, f"tensor parallelism 2 needs 2 cores, this machine lends {len(cores)}")
     # vLLM binds each CPU worker's threads, by default one NUMA node per worker; here one core each.
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}|{cores[1]}")
     monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])  # the kernel imports this checkout's distill

@@ -3,12 +3,13 @@ safetensors models whose outputs equal the adapter's."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
+from need import need
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 from typer.testing import CliRunner
 
@@ -57,12 +58,8 @@ def test_lora_adapter_merges_into_a_full_model(tiny_recipe: Path, toy_corpus: Pa
 
 def test_qlora_nf4_trains_on_cpu_and_merges_from_full_precision(tiny_recipe: Path, toy_corpus: Path, tmp_path: Path,
                                                                  fast) -> None:
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI: bitsandbytes is not importable ({err}); it is in the dev extra")
-        pytest.skip(f"bitsandbytes is not installed ({err}); pip install -e '.[dev]'")
+    need(importlib.util.find_spec("bitsandbytes") is not None,
+         "bitsandbytes is not installed (it is in the dev extra: pip install -e '.[dev]')")
     fast += ["mode=qlora", "lora={r: 4, alpha: 8, dropout: 0.0}", "learning_rate=1e-2", "tiny.architecture=llama"]
     out = Path(train(tiny_recipe, toy_corpus, tmp_path / "qlora", max_steps=3, settings=fast)["out_dir"])
     metrics = json.loads((out / "train_metrics.json").read_text())

@@ -20,7 +20,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import forgeries  # noqa: E402
-from unprivileged import need, run_script  # noqa: E402
+from need import need  # noqa: E402
+from unprivileged import run_script  # noqa: E402
 
 TECHNIQUES = list(forgeries.techniques())
 STYLES = ("check", "asserts", "stdio")

@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 import hostile  # noqa: E402
-from unprivileged import need, run_script  # noqa: E402
+from need import need  # noqa: E402
+from unprivileged import run_script  # noqa: E402
 
 CASES = list(hostile.cases({"port": 1, "unix": "", "abstract": "", "outside": "", "token": "", "bashrc": "",
                             "problem_set": "", "host_tmp": ""}))

@@ -17,20 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
+from need import need
 
 UID = 65534
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = ["distill/__init__.py", "distill/errors.py", "distill/records.py", "distill/verify"]
-
-
-def need(condition: bool, why: str) -> None:
-    """Skip unless `condition`; in CI (`CI=true`) a missing requirement is a failure, not a skip."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI: {why}")
-    pytest.skip(why)
 
 
 def _interpreter(uid: int) -> str | None:
