@@ -63,7 +63,7 @@ class Teacher:
         messages = {r.problem_id: r.messages for r in requests}
         sampling = config.to_dict()  # once per call, not per sample: the store's own Python competes with the engine
         for completion in self.backend.stream(requests, config):
-            yield completion, self.to_sample(completion, config, messages[completion.problem_id], sampling)
+            yield completion, self.to_sample(completion, sampling, messages[completion.problem_id])
 
     def generate(self, problems: list[Problem], config: SamplingConfig) -> list[Sample]:
         """`config.n` samples per problem, in input order (problem, then sample_index 0..n-1)."""
@@ -71,15 +71,14 @@ class Teacher:
         samples = list(self.stream(problems, config))
         return sorted(samples, key=lambda s: (order[s.problem_id], s.sample_index))
 
-    def to_sample(self, completion: Completion, config: SamplingConfig, prompt: list[Message] | None = None,
-                  sampling: dict[str, Any] | None = None) -> Sample:
+    def to_sample(self, completion: Completion, sampling: dict[str, Any], prompt: list[Message] | None = None) -> Sample:
         """A stored record from a backend completion: reasoning and content split, the prompt as sent,
-        provenance kept (`sampling`: `config.to_dict()`, when the caller already has it)."""
+        provenance kept (`sampling`: the run's `SamplingConfig.to_dict()`, copied into the record)."""
         reasoning, content, closed = split_completion(completion.text, completion.reasoning)
         return Sample(
             problem_id=completion.problem_id, sample_index=completion.sample_index, reasoning=reasoning,
             content=content, finish_reason=completion.finish_reason, teacher=self.label,
-            sampling=dict(sampling) if sampling is not None else config.to_dict(),
+            sampling=dict(sampling),
             prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
             seed=completion.seed, think_closed=closed, prompt=prompt,
         )
