@@ -177,10 +177,29 @@ def tiny_vllm_profile() -> TeacherProfile:
                                                          gpu_memory_utilization=0.5))
 
 
+def bare_inputs(problems: list[Problem], profile: TeacherProfile, config: SamplingConfig,
+                tokenizer) -> tuple[list, list]:
+    """What a bare `LLM.generate` gets for the same samples as the backend: each sample's pre-tokenized
+    prompt and its own `SamplingParams` (the backend's keyword arguments and per-sample seed)."""
+    import vllm
+    from vllm.inputs import TokensPrompt
+
+    from distill.sampling.backends import vllm_backend
+    from distill.sampling.backends.base import sample_seed
+    from distill.sampling.prompts import build_prompt, render_prompt
+
+    prompts, params = [], []
+    for problem in problems:
+        ids = tokenizer(render_prompt(build_prompt(problem, profile), tokenizer, profile), add_special_tokens=False)["input_ids"]
+        for index in range(config.n):
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(vllm.SamplingParams(**vllm_backend.sampling_kwargs(config, sample_seed(config.seed, problem.id, index))))
+    return prompts, params
+
+
 def run_vllm_benchmarks(args: argparse.Namespace) -> None:
     """Comparisons 3 and 4 of the module docstring, on one engine."""
     import vllm
-    from vllm.inputs import TokensPrompt
 
     from distill.sampling.backends import vllm_backend
     from distill.sampling.backends.base import sample_seed
@@ -248,12 +267,7 @@ def run_vllm_benchmarks(args: argparse.Namespace) -> None:
 
     toy = [p for p, _ in toy_problems(args.vllm_problems, seed=args.seed)]
     config = profile.sampling.replace(n=4, seed=args.seed)
-    prompts, params = [], []
-    for problem in toy:
-        ids = tokenizer(render_prompt(build_prompt(problem, profile), tokenizer, profile), add_special_tokens=False)["input_ids"]
-        for index in range(config.n):
-            prompts.append(TokensPrompt(prompt_token_ids=ids))
-            params.append(vllm.SamplingParams(**vllm_backend.sampling_kwargs(config, sample_seed(config.seed, problem.id, index))))
+    prompts, params = bare_inputs(toy, profile, config, tokenizer)
     bare_times, whole_times = [], []
     for _ in range(args.rounds):  # alternating, best of each: the noise of a shared machine exceeds the overhead
         llm.reset_prefix_cache()

@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import sampling as bench  # noqa: E402  (benchmarks/sampling.py: the profile and thread binding)
+import sampling as bench  # noqa: E402  (benchmarks/sampling.py: the profile, thread binding and bare inputs)
 
 from distill.sampling import Teacher, generate_run  # noqa: E402
 from distill.sampling.backends import vllm_backend  # noqa: E402
-from distill.sampling.backends.base import Request, sample_seed  # noqa: E402
-from distill.sampling.prompts import build_prompt, render_prompt  # noqa: E402
+from distill.sampling.backends.base import Request  # noqa: E402
+from distill.sampling.prompts import build_prompt  # noqa: E402
 from distill.toy.problems import generate as toy_problems  # noqa: E402
 
 
@@ -39,22 +39,14 @@ def main() -> None:
     args = parser.parse_args()
 
     import vllm
-    from vllm.inputs import TokensPrompt
 
     binding = bench.bind_vllm_threads(2)
     profile = bench.tiny_vllm_profile()
     llm = vllm.LLM(**vllm_backend.llm_kwargs(profile, cpu=True))
     backend = vllm_backend.VllmBackend(profile, llm=llm)
-    tokenizer = backend.tokenizer
     problems = [p for p, _ in toy_problems(args.problems, seed=0)]
     config = profile.sampling.replace(n=4, seed=0)
-    prompts, params = [], []
-    for problem in problems:
-        ids = tokenizer(render_prompt(build_prompt(problem, profile), tokenizer, profile),
-                        add_special_tokens=False)["input_ids"]
-        for index in range(config.n):
-            prompts.append(TokensPrompt(prompt_token_ids=ids))
-            params.append(vllm.SamplingParams(**vllm_backend.sampling_kwargs(config, sample_seed(0, problem.id, index))))
+    prompts, params = bench.bare_inputs(problems, profile, config, backend.tokenizer)
     requests = [Request(p.id, build_prompt(p, profile), list(range(config.n))) for p in problems]
     cap = vllm_backend.MAX_IN_FLIGHT
 
