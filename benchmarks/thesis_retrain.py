@@ -20,8 +20,9 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from distill.config import from_mapping
 from distill.paths import resolve
-from distill.pipeline import TrainStage, ValidationStage, _student_in_worker
+from distill.pipeline import PipelineRecipe, _student_in_worker
 from distill.train.recipe import load_student_recipe
 
 
@@ -35,13 +36,13 @@ def main() -> None:
     args = parser.parse_args()
 
     run = Path(args.run)
-    recipe = json.loads((run / "recipe.json").read_text(encoding="utf-8"))
-    run_settings = [entry.split(".", 1)[1] for entry in recipe["set"] if entry.startswith("student.")]
-    folder = Path(recipe["path"]).parent if recipe.get("path") else None
-    student_file = resolve(recipe["train"]["student"], relative_to=folder, kind="student", what="student recipe")
+    # The run's recipe as the pipeline recorded it (RUN/recipe.json), read back by the same loader.
+    recorded = run / "recipe.json"
+    recipe = from_mapping(PipelineRecipe, json.loads(recorded.read_text(encoding="utf-8")), str(recorded))
+    run_settings = recipe.settings("student")
+    student_file = resolve(recipe.train.student, relative_to=recipe.folder(), kind="student", what="student recipe")
     student = load_student_recipe(student_file, [*run_settings, *args.set])
-    rule = TrainStage(**recipe["train"])
-    validation = ValidationStage(**recipe["validation"])
+    rule, validation = recipe.train, recipe.validation
     corpus = run / f"corpus-{args.student}"
     if not corpus.is_dir():
         raise SystemExit(f"error: {corpus}: no such corpus in the run")
