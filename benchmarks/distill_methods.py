@@ -66,6 +66,8 @@ METHODS = ("sft", "kd", "opd", "grpo")
 # about 32 minutes of one core, GRPO 22, SFT 13, KD 9), so parallel jobs end close together and a run cut short
 # has the on-policy pair (the issue's target) of every seed first.
 LONGEST_FIRST = ("opd", "grpo", "sft", "kd")
+# What the start depends on (a start.json written before `config` was recorded is taken as it is).
+START_KEYS = ("start", "start_steps", "start_batch", "start_set")
 # SFT and KD continue the start's recipe with a batch of ROWS rows at a constant rate (not tuned: see BENCHMARKS.md).
 SFT_SETTINGS = ["lr_scheduler_type=constant", "warmup_ratio=0.0", "learning_rate=5e-4", "num_train_epochs=1000",
                 "logging_steps=10", "save_steps=50", "save_total_limit=1"]
@@ -139,18 +141,23 @@ def pass_at_1(model: Path, held_out: str, out: Path, args: argparse.Namespace) -
 def stage_start(out: Path, args: argparse.Namespace, problems: dict[str, str]) -> dict[str, Any]:
     """The fixed SFT student and its held-out pass@1."""
     record = out / "start.json"
+    config = {key: getattr(args, key) for key in START_KEYS}
     if (found := done(record)) is not None:
+        # A start made with other settings would silently stand under this command's results: refuse it.
+        if found.get("config", config) != config:
+            raise SystemExit(f"{record}: the start was made with {found['config']}, not {config}; use another --out")
         return found
     started = time.time()
     if args.start:
         model, steps = Path(args.start).resolve(), None
     else:
         data = split_corpus(out)
-        settings = [f"per_device_train_batch_size={args.start_batch}", "logging_steps=50", "save_steps=500", "seed=0"]
+        settings = [f"per_device_train_batch_size={args.start_batch}", "logging_steps=50", "save_steps=500", "seed=0",
+                    *args.start_set]
         summary = train("tiny-student", data, out / "start", max_steps=args.start_steps, settings=settings)
         model, steps = Path(summary["out_dir"]), summary["global_step"]
     wall = time.time() - started
-    result = {"model": str(model), "steps": steps, "train_wall_s": round(wall, 1),
+    result = {"model": str(model), "steps": steps, "train_wall_s": round(wall, 1), "config": config,
               **pass_at_1(model, problems["held_out"], out / "start_eval", args)}
     atomic_write_json(record, result)
     return result
@@ -233,7 +240,7 @@ def fingerprint(method: str, seed: int, args: argparse.Namespace) -> str:
     keys = ("train_problems", "held_out", "k", "steps", "rows_per_step", "start", "start_steps", "start_batch",
             "max_new_tokens", "max_completion_length")
     text = json.dumps([method, seed, {k: getattr(args, k) for k in keys}, settings_for(method, args)]
-                      + ([args.tag] if args.tag else []))
+                      + ([args.tag] if args.tag else []) + ([args.start_set] if args.start_set else []))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -288,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
                                         "instead of training one on the first half of the corpus")
     parser.add_argument("--start-steps", type=int, default=3000, help="the quickstart's SFT steps")
     parser.add_argument("--start-batch", type=int, default=4)
+    parser.add_argument("--start-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the start's recipe (students/tiny-student.yaml), e.g. weight_decay=0.1")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="teacher sampling and evaluation")
     parser.add_argument("--max-completion-length", type=int, default=160, help="student rollouts (opd, grpo)")
     parser.add_argument("--batch-size", type=int, default=64, help="sampling batch (teacher run, evaluations)")
