@@ -1,6 +1,6 @@
 """The tiny-world comparison of distillation methods from one fixed SFT student, with the same budget each.
 
-    python benchmarks/distill_methods.py --out runs/distill-methods --jobs 2          # the full run (~3 h on 2 cores)
+    python benchmarks/distill_methods.py --out runs/distill-methods --jobs 2          # the full run (46 min on a quiet 2-core CPU)
     python benchmarks/distill_methods.py --out /tmp/dm --quick                        # a check of the script (minutes)
 
 Stages, each kept in OUT and skipped when done, so the same command resumes after a kill (a method's
@@ -27,8 +27,8 @@ error), and on-policy distillation is paired against GRPO seed by seed.
 OUT/results/METHOD-seedS.json holds each run; OUT/table.md and OUT/result.json the table of every finished
 run. A result recorded with other settings than the command's is refused (use another --out, or a --tag).
 `--set METHOD:KEY=VALUE` changes a method's recipe (e.g. `--set opd:opd.learning_rate=1e-4`); with
-`--tag NAME` such a variant runs beside the main runs, sharing the teacher's corpus and the start. The full run was
-not made in the session that wrote this script; BENCHMARKS.md says what was run and what is pending.
+`--tag NAME` such a variant runs beside the main runs, sharing the teacher's corpus and the start. `--start-set
+KEY=VALUE` changes the start's recipe (in its own OUT). BENCHMARKS.md has every run made with this script.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ from distill.verify_run import verify_run
 
 log = logging.getLogger("distill_methods")
 METHODS = ("sft", "kd", "opd", "grpo")
-# The order runs are handed to the workers: longest first (on 2026-11-30 a run of on-policy distillation took
-# about 32 minutes of one core, GRPO 22, SFT 13, KD 9), so parallel jobs end close together and a run cut short
-# has the on-policy pair (the issue's target) of every seed first.
+# The order runs are handed to the workers: longest first (on 2026-12-01's quiet 2-core CPU a run of on-policy
+# distillation trained for about 11 minutes of one core, GRPO 8.6, SFT 3.9, KD 3.5), so parallel jobs end close
+# together and a run cut short has the on-policy pair (the issue's target) of every seed first.
 LONGEST_FIRST = ("opd", "grpo", "sft", "kd")
 # What the start depends on (a start.json written before `config` was recorded is taken as it is).
 START_KEYS = ("start", "start_steps", "start_batch", "start_set")
