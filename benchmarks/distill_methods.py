@@ -239,6 +239,7 @@ def fingerprint(method: str, seed: int, args: argparse.Namespace) -> str:
     """What a result depends on: the budget, the sizes and the method's settings."""
     keys = ("train_problems", "held_out", "k", "steps", "rows_per_step", "start", "start_steps", "start_batch",
             "max_new_tokens", "max_completion_length")
+    # The tag and the start's settings count only when given, so results recorded before they existed keep theirs.
     text = json.dumps([method, seed, {k: getattr(args, k) for k in keys}, settings_for(method, args)]
                       + ([args.tag] if args.tag else []) + ([args.start_set] if args.start_set else []))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
